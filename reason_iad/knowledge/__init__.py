@@ -1,0 +1,1 @@
+"""Category knowledge: seed files, and (later) the LanceDB store and retrieval."""
