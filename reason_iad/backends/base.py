@@ -1,0 +1,109 @@
+"""The narrow interface between the reasoning engine and a multimodal LLM, and its typed values.
+
+A backend turns chat messages (text and images) into a `Prefix` computed once (merged embeddings, model-correct
+positions, KV cache, image slots with their patch embeddings and pixel boxes), then runs cheap *suffix*
+forwards against that cache: latents, injected patches and the assistant header, batched over candidates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat turn: a role and an ordered mix of text and images."""
+
+    role: str
+    parts: tuple[str | Image.Image, ...]
+
+
+@dataclass(frozen=True)
+class ImageSlots:
+    """Where one image sits in the prefix and what fills it."""
+
+    start: int  # first image token position in the prefix
+    end: int  # one past the last
+    embeddings: torch.Tensor  # [n, D] projected vision features scattered into the slots (fp32)
+    boxes: torch.Tensor  # [n, 4] pixel box (x0, y0, x1, y1) of each token in the original image
+    grid: tuple[int, int]  # token rows, cols
+    image_size: tuple[int, int]  # original width, height
+
+    @property
+    def num_tokens(self) -> int:
+        """Number of LLM tokens this image occupies."""
+        return self.end - self.start
+
+
+@dataclass
+class Prefix:
+    """Everything before the latent slots, computed once and never mutated afterwards."""
+
+    input_ids: torch.Tensor  # [1, P]
+    embeds: torch.Tensor  # [1, P, D] merged text + vision embeddings, model dtype
+    position_ids: torch.Tensor  # [3, 1, P] (M-RoPE) or [1, P]
+    cache: Any  # transformers DynamicCache holding the prefix keys/values (read only)
+    images: tuple[ImageSlots, ...]
+    next_position: int  # text position of the first suffix token
+    assistant_header_ids: torch.Tensor  # [H] tokens closing the user turn and opening the assistant turn
+    last_logits: torch.Tensor  # [V] next-token logits at the last prefix position (fp32)
+
+    @property
+    def length(self) -> int:
+        """Prefix length P in tokens."""
+        return int(self.input_ids.shape[1])
+
+
+@dataclass(frozen=True)
+class SuffixOutput:
+    """What a batched suffix forward returns."""
+
+    logits: torch.Tensor  # [B, S, V] fp32
+    hidden: torch.Tensor | None  # [B, S, D] last-layer hidden states (fp32) when requested
+    image_attention: torch.Tensor | None  # [B, R, n] attention of the requested rows over one image's tokens
+
+
+class Backend(Protocol):
+    """What the reasoning engine needs from a multimodal LLM."""
+
+    name: str
+    family: str
+    hidden_size: int
+    embedding_rms: float
+    latent_token_id: int
+
+    def prepare(self, messages: Sequence[Message]) -> Prefix:
+        """Run the prefix (all messages up to the end of the last user turn's content) once."""
+        ...
+
+    def embed_tokens(self, token_ids: torch.Tensor) -> torch.Tensor:
+        """Token ids [...] -> input embeddings [..., D] (fp32)."""
+        ...
+
+    def suffix_forward(
+        self,
+        prefix: Prefix,
+        suffix_embeds: torch.Tensor,
+        attention_rows: Sequence[int] | None = None,
+        image_index: int = -1,
+        output_hidden: bool = False,
+    ) -> SuffixOutput:
+        """Suffix embeddings [B, S, D] against the (expanded, untouched) prefix cache."""
+        ...
+
+    def generate(self, prefix: Prefix, suffix_embeds: torch.Tensor, max_new_tokens: int = 64) -> str:
+        """Greedy decoding after prefix + suffix [1, S, D]; stops at the end-of-turn token."""
+        ...
+
+    def first_token_ids(self, texts: Sequence[str]) -> list[int]:
+        """The first token id of each text as the assistant would start it (option letters, phrases)."""
+        ...
+
+    def encode_text(self, text: str) -> list[int]:
+        """Token ids of plain text (no special tokens added)."""
+        ...

@@ -1,0 +1,37 @@
+"""Tiny random-weight models of every family, saved once per session and loaded like real checkpoints."""
+
+import pytest
+import torch
+from PIL import Image
+
+from reason_iad.backends.base import Message
+from reason_iad.backends.loading import load_backend
+from reason_iad.backends.tiny import FAMILIES, save_tiny_model
+from reason_iad.config import BackendConfig
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny-models")
+    return {family: save_tiny_model(family, root / family) for family in FAMILIES}
+
+
+@pytest.fixture(scope="session")
+def tiny_backends(tiny_model_dirs):
+    return {family: load_backend(BackendConfig(model=str(path), device="cpu")) for family, path in tiny_model_dirs.items()}
+
+
+def two_image_messages(size=(96, 72)):
+    """A one-shot style prompt: a template image and a query image."""
+    template = Image.new("RGB", size, (90, 90, 90))
+    query = Image.new("RGB", size, (90, 90, 90))
+    query.paste((250, 250, 250), (10, 10, 30, 30))
+    return [Message("user", ("Template:", template, "Following is the query image:", query, "Is there any defect?"))]
+
+
+def full_sequence_logits(backend, messages, suffix_text_ids):
+    """Reference: the model's own forward over prefix + suffix tokens with pixel inputs (no cache tricks)."""
+    prefix_text, header_text, images = backend.render(messages)
+    inputs = backend.processor_inputs(prefix_text + header_text, images)
+    with torch.no_grad():
+        return inputs, backend.model(**inputs).logits[0].float()
