@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -13,3 +15,21 @@ try:  # two threads beside another busy process slow small steps 15-60x (referen
     torch.set_num_threads(1)
 except ImportError:  # pragma: no cover - torch is a pinned runtime dependency
     pass
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dirs(tmp_path_factory):
+    """Tiny random-weight models of every family, saved once per session like real checkpoints."""
+    from reason_iad.backends.tiny import FAMILIES, save_tiny_model
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    return {family: save_tiny_model(family, root / family) for family in FAMILIES}
+
+
+@pytest.fixture(scope="session")
+def tiny_backends(tiny_model_dirs):
+    """The tiny models loaded through `load_backend`, exactly as a user's folder would be."""
+    from reason_iad.backends.loading import load_backend
+    from reason_iad.config import BackendConfig
+
+    return {name: load_backend(BackendConfig(model=str(path), device="cpu")) for name, path in tiny_model_dirs.items()}

@@ -1,24 +1,9 @@
-"""Tiny random-weight models of every family, saved once per session and loaded like real checkpoints."""
+"""Prompts and references shared by the backend and engine tests (fixtures live in conftest.py)."""
 
-import pytest
 import torch
 from PIL import Image
 
 from reason_iad.backends.base import Message
-from reason_iad.backends.loading import load_backend
-from reason_iad.backends.tiny import FAMILIES, save_tiny_model
-from reason_iad.config import BackendConfig
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dirs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny-models")
-    return {family: save_tiny_model(family, root / family) for family in FAMILIES}
-
-
-@pytest.fixture(scope="session")
-def tiny_backends(tiny_model_dirs):
-    return {family: load_backend(BackendConfig(model=str(path), device="cpu")) for family, path in tiny_model_dirs.items()}
 
 
 def two_image_messages(size=(96, 72)):
