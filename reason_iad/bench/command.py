@@ -1,0 +1,58 @@
+"""`reason-iad bench <what>`: run one benchmark and print its figures (ratios measured within the run)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    """Add the `bench` subcommand and its targets."""
+    parser = subparsers.add_parser("bench", help="measure speed and memory targets", description=__doc__)
+    targets = parser.add_subparsers(title="targets", metavar="TARGET", required=True)
+    backend = targets.add_parser(
+        "backend",
+        help="prefix pass vs cached suffix step vs full-sequence step",
+        description="Build (or load with --model) a model, a prefix of --prefix-tokens tokens (knowledge text and "
+        "two images) and a --suffix-tokens suffix; print prefix time, suffix step, full-sequence step, their ratio "
+        "and peak memory.",
+    )
+    backend.add_argument(
+        "--model", default="tiny-bench", help="'tiny-bench' (random ~5M-parameter Qwen2.5-VL), a folder or a hub id"
+    )
+    backend.add_argument("--quantization", choices=["none", "4bit", "8bit"], default="none")
+    backend.add_argument("--device", default="auto")
+    backend.add_argument("--prefix-tokens", type=_positive, default=1600)
+    backend.add_argument("--suffix-tokens", type=_positive, default=26)
+    backend.add_argument("--repeats", type=_positive, default=10)
+    backend.add_argument("--threads", type=_positive, default=1, help="torch CPU threads (default 1)")
+    backend.set_defaults(handler=run_backend)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0 or value > 1_000_000:
+        raise argparse.ArgumentTypeError(f"expected a positive count, got {text}")
+    return value
+
+
+def run_backend(args) -> int:
+    """Handler of `bench backend`."""
+    import torch
+
+    from reason_iad.bench.backend_bench import run_backend_bench
+
+    torch.set_num_threads(args.threads)
+    if args.model == "tiny-bench":
+        from reason_iad.backends.tiny import BENCH_SIZE, build_tiny_model
+        from reason_iad.backends.transformers_backend import TransformersBackend
+
+        model, processor = build_tiny_model("qwen2_5_vl", BENCH_SIZE, seed=0)
+        backend = TransformersBackend(model, processor, name="tiny-bench (random Qwen2.5-VL, built offline)")
+    else:
+        from reason_iad.backends.loading import load_backend
+        from reason_iad.config import BackendConfig
+
+        backend = load_backend(BackendConfig(model=args.model, quantization=args.quantization, device=args.device))
+    result = run_backend_bench(backend, args.prefix_tokens, args.suffix_tokens, args.repeats)
+    print(result.report())
+    return 0
