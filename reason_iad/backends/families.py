@@ -1,6 +1,6 @@
 """Per-family knowledge the generic backend needs: image features, positions, pixel geometry, vision modules.
 
-Supported: Qwen2.5-VL, Qwen2-VL (and Qwen3-VL where transformers has it) with M-RoPE positions through the
+Supported: Qwen2.5-VL and Qwen2-VL with M-RoPE positions through the
 model's own rope-index function; LLaVA and Idefics3/SmolVLM with plain 1-D positions.
 """
 
@@ -22,7 +22,7 @@ class Family:
     mrope: bool
 
 
-QWEN = Family("qwen-vl", ("qwen2_5_vl", "qwen2_vl", "qwen3_vl"), ("pixel_values", "image_grid_thw"),
+QWEN = Family("qwen-vl", ("qwen2_5_vl", "qwen2_vl"), ("pixel_values", "image_grid_thw"),
               ("model.visual", "lm_head"), mrope=True)  # fmt: skip
 LLAVA = Family("llava", ("llava",), ("pixel_values", "image_sizes"),
                ("model.vision_tower", "model.multi_modal_projector", "lm_head"), mrope=False)  # fmt: skip

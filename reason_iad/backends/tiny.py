@@ -12,7 +12,7 @@ from pathlib import Path
 
 from reason_iad.mmad import ANOMALY_QUESTION, MMAD_INSTRUCTION
 
-FAMILIES = ("qwen2_5_vl", "qwen2_vl", "llava", "idefics3")
+FAMILIES = ("qwen2_5_vl", "qwen2_vl", "llava", "idefics3", "smolvlm")
 LATENT_TOKEN = "<|latent|>"
 SPECIAL_TOKENS = [
     "<pad>", "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
@@ -31,6 +31,7 @@ IMAGE_PLACEHOLDERS = {
     "qwen2_vl": "<|vision_start|><|image_pad|><|vision_end|>",
     "llava": "<image>",
     "idefics3": "<image>",
+    "smolvlm": "<image>",
 }
 
 
@@ -154,23 +155,26 @@ def _llava(tok, size: TinySize):
     return tf.LlavaForConditionalGeneration(config), processor
 
 
-def _idefics3(tok, size: TinySize):
+def _idefics3(tok, size: TinySize, smol: bool = False):
     import transformers as tf
 
-    vision = tf.Idefics3VisionConfig(
+    vision = (tf.SmolVLMVisionConfig if smol else tf.Idefics3VisionConfig)(
         hidden_size=size.vision_width, intermediate_size=2 * size.vision_width, num_hidden_layers=size.vision_depth,
         num_attention_heads=4, image_size=size.image_px, patch_size=size.patch,
     )  # fmt: skip
     text = tf.LlamaConfig(**{k: v for k, v in _text_config(tok, size, mrope=False).items()})
-    config = tf.Idefics3Config(vision_config=vision, text_config=text, scale_factor=2,
-                               image_token_id=tok.convert_tokens_to_ids("<image>"))  # fmt: skip
-    seq_len = (size.image_px // size.patch // 2) ** 2
-    image_processor = tf.Idefics3ImageProcessorPil(
-        do_image_splitting=False, size={"longest_edge": size.image_px},
-        max_image_size={"longest_edge": size.image_px},
-    )  # fmt: skip
-    processor = tf.Idefics3Processor(image_processor=image_processor, tokenizer=tok, image_seq_len=seq_len,
-                                     chat_template=CHAT_TEMPLATE.replace("IMAGE_PLACEHOLDER", "<image>"))  # fmt: skip
+    config = (tf.SmolVLMConfig if smol else tf.Idefics3Config)(
+        vision_config=vision, text_config=text, scale_factor=2, image_token_id=tok.convert_tokens_to_ids("<image>")
+    )
+    image_options = dict(do_image_splitting=False, size={"longest_edge": size.image_px},
+                         max_image_size={"longest_edge": size.image_px})  # fmt: skip
+    options = dict(tokenizer=tok, image_seq_len=(size.image_px // size.patch // 2) ** 2,
+                   chat_template=CHAT_TEMPLATE.replace("IMAGE_PLACEHOLDER", "<image>"))  # fmt: skip
+    if smol:
+        processor = tf.SmolVLMProcessor(image_processor=tf.SmolVLMImageProcessorPil(**image_options),
+                                        video_processor=tf.SmolVLMVideoProcessor(), **options)  # fmt: skip
+        return tf.SmolVLMForConditionalGeneration(config), processor
+    processor = tf.Idefics3Processor(image_processor=tf.Idefics3ImageProcessorPil(**image_options), **options)
     return tf.Idefics3ForConditionalGeneration(config), processor
 
 
@@ -182,9 +186,12 @@ def build_tiny_model(family: str, size: TinySize = TEST_SIZE, seed: int = 0):
         raise ValueError(f"unknown tiny family {family!r}; choose one of {FAMILIES}")
     torch.manual_seed(seed)
     tok = build_tokenizer(size.vocab)
-    model, processor = _llava(tok, size) if family == "llava" else (
-        _idefics3(tok, size) if family == "idefics3" else _qwen(family, tok, size)
-    )
+    if family == "llava":
+        model, processor = _llava(tok, size)
+    elif family in ("idefics3", "smolvlm"):
+        model, processor = _idefics3(tok, size, smol=family == "smolvlm")
+    else:
+        model, processor = _qwen(family, tok, size)
     return model.eval(), processor
 
 
