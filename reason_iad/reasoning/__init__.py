@@ -1,0 +1,1 @@
+"""Reason-IAD's test-time latent reasoning: pure reward/update/patch functions and the engine loop."""
