@@ -47,7 +47,7 @@ def config_from_args(args: argparse.Namespace) -> AppConfig:
         model=args.model, quantization=args.quantization, device=args.device, dtype=base.backend.dtype
     )
     studio = StudioConfig(host=args.host, port=args.port, share=args.share)
-    return AppConfig(backend=backend, knowledge=base.knowledge, studio=studio)
+    return AppConfig(backend=backend, reasoning=base.reasoning, knowledge=base.knowledge, studio=studio)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -40,6 +40,65 @@ class BackendConfig:
 
 
 @dataclass(frozen=True)
+class ReasoningConfig:
+    """Test-time latent reasoning (DESIGN §2): defaults from DMLR's paper, all configurable."""
+
+    mode: Mode = "full"  # plain | knowledge | latent | full
+    num_latent_tokens: int = 4
+    num_steps: int = 15
+    num_noise_pairs: int = 2  # antithetic pairs per step (2 pairs = 4 noisy candidates)
+    sigma_scale: float = 0.1  # noise std relative to the token-embedding RMS
+    sigma_decay: float = 0.95
+    learning_rate: float = 0.01
+    optimizer: Literal["es", "autograd"] = "es"
+    answer_reward_weight: float = 1.0
+    latent_reward_weight: float = 0.5
+    confidence_reward_weight: float = 0.0
+    reward_top_k: int = 10
+    inject_patches: bool = True
+    patches_per_step: int = 2
+    patch_budget: int = 16
+    patch_scoring: Literal["attention", "similarity"] = "attention"
+    readout: Literal["letter", "likelihood"] = "letter"
+    max_new_tokens: int = 64
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.mode in MODES, f"mode must be one of {MODES}, not {self.mode!r}"),
+            (1 <= self.num_latent_tokens <= 64, "num_latent_tokens must be between 1 and 64"),
+            (0 <= self.num_steps <= 500, "num_steps must be between 0 and 500"),
+            (1 <= self.num_noise_pairs <= 64, "num_noise_pairs must be between 1 and 64"),
+            (0 < self.sigma_scale <= 10, "sigma_scale must be in (0, 10]"),
+            (0 < self.sigma_decay <= 1, "sigma_decay must be in (0, 1]"),
+            (0 < self.learning_rate <= 10, "learning_rate must be in (0, 10]"),
+            (self.optimizer in ("es", "autograd"), "optimizer must be es or autograd"),
+            (min(self.answer_reward_weight, self.latent_reward_weight, self.confidence_reward_weight) >= 0,
+             "reward weights must not be negative"),
+            (self.answer_reward_weight + self.latent_reward_weight + self.confidence_reward_weight > 0,
+             "at least one reward weight must be positive"),
+            (1 <= self.reward_top_k <= 1000, "reward_top_k must be between 1 and 1000"),
+            (0 <= self.patches_per_step <= 64 and 0 <= self.patch_budget <= 256, "patch counts out of range"),
+            (self.patch_scoring in ("attention", "similarity"), "patch_scoring must be attention or similarity"),
+            (self.readout in ("letter", "likelihood"), "readout must be letter or likelihood"),
+            (1 <= self.max_new_tokens <= 2048, "max_new_tokens must be between 1 and 2048"),
+        ]  # fmt: skip
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+
+    @property
+    def uses_knowledge(self) -> bool:
+        """Whether the knowledge block goes into the prompt."""
+        return self.mode in ("knowledge", "full")
+
+    @property
+    def uses_latents(self) -> bool:
+        """Whether latent think tokens are optimised."""
+        return self.mode in ("latent", "full")
+
+
+@dataclass(frozen=True)
 class KnowledgeConfig:
     """Where the knowledge base lives and how much of it goes into a prompt."""
 
@@ -70,6 +129,7 @@ class AppConfig:
     """Everything the studio and the CLI need, composed from the component configs."""
 
     backend: BackendConfig = field(default_factory=BackendConfig)
+    reasoning: ReasoningConfig = field(default_factory=ReasoningConfig)
     knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
     studio: StudioConfig = field(default_factory=StudioConfig)
 

@@ -1,0 +1,300 @@
+"""The Reason-IAD loop: knowledge-conditioned prompt, entropy-guided latent think tokens, dynamic visual injection.
+
+`Reasoner(backend, config).start(request)` runs the prefix once and returns a `Session`; `session.iterate()`
+streams typed `ReasoningStep`s (stop early by breaking out), `session.result()` decodes with the best latents
+*and* the kept patches and returns the `Inspection`. `Reasoner.run(request)` does all three.
+Every step evaluates its candidates (the current latents, antithetic noise samples, one injection trial per
+latent) in one batched suffix forward over the shared prefix cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+from PIL import Image
+
+from reason_iad.config import ReasoningConfig
+from reason_iad.errors import UserError
+from reason_iad.reasoning import patches as patch_ops
+from reason_iad.reasoning import reward as rewards
+from reason_iad.reasoning import suffix as rows
+from reason_iad.reasoning.prompt import Question, build_messages
+from reason_iad.reasoning.update import antithetic_noise, es_gradient, es_step
+from reason_iad.types import InjectedPatch, Inspection, ReasoningStep, Timings
+
+
+@dataclass(frozen=True)
+class InspectionRequest:
+    """One question about one image, with what the caller chose to put in the prompt."""
+
+    image: Image.Image
+    question: Question
+    template: Image.Image | None = None
+    category: str | None = None
+    knowledge: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Evaluation:
+    rewards: torch.Tensor  # [C]
+    components: dict[str, torch.Tensor]  # name -> [C]
+    option_probs: torch.Tensor  # [C, n]
+    latent_entropy: torch.Tensor | None  # [C, L], normalised to [0, 1]
+    attention: torch.Tensor | None  # [R, n_image] of candidate 0 over the query image
+    latent_hidden: torch.Tensor | None  # [L, D] of candidate 0
+
+
+@dataclass
+class _State:
+    latents: torch.Tensor | None
+    sigma: float
+    kept: list[InjectedPatch] = field(default_factory=list)
+    proposals: list[list[int]] = field(default_factory=list)
+    best_reward: float = -math.inf
+    best_latents: torch.Tensor | None = None
+    best_patches: tuple[InjectedPatch, ...] = ()
+    best_step: int = 0
+    steps: list[ReasoningStep] = field(default_factory=list)
+    steps_ms: float = 0.0
+
+
+class Reasoner:
+    """Runs Reason-IAD on any `Backend` with one `ReasoningConfig`."""
+
+    def __init__(self, backend, config: ReasoningConfig) -> None:
+        self.backend = backend
+        self.config = config
+
+    def start(self, request: InspectionRequest) -> Session:
+        """Build the prompt and run the prefix once."""
+        return Session(self.backend, self.config, request)
+
+    def run(self, request: InspectionRequest) -> Inspection:
+        """Start, run every step, decode: the whole inspection."""
+        session = self.start(request)
+        for _ in session.iterate():
+            pass
+        return session.result()
+
+
+class Session:
+    """One inspection in progress: the prefix, the latent state and the trace."""
+
+    def __init__(self, backend, config: ReasoningConfig, request: InspectionRequest) -> None:
+        started = time.perf_counter()
+        self.backend, self.config, self.request = backend, config, request
+        knowledge = request.knowledge if config.uses_knowledge else ()
+        messages = build_messages(request.question, request.image, request.template, knowledge)
+        self.prefix = backend.prepare(messages)
+        self.prefix_ms = (time.perf_counter() - started) * 1000
+        if not self.prefix.images:
+            raise UserError("the model did not receive the query image")
+        self.query = self.prefix.images[-1]
+        self.header = backend.embed_tokens(self.prefix.assistant_header_ids)  # [H, D]
+        self.letters = request.question.letters
+        self._prepare_readout()
+        self.generator = torch.Generator().manual_seed(config.seed)
+        latents = None
+        if config.uses_latents:
+            placeholder = torch.full((config.num_latent_tokens,), backend.latent_token_id)
+            latents = backend.embed_tokens(placeholder).detach().clone()  # [L, D] fp32
+        self.state = _State(latents=latents, sigma=config.sigma_scale * backend.embedding_rms)
+        self.weights = {"answer": config.answer_reward_weight, "latent": config.latent_reward_weight,
+                        "confidence": config.confidence_reward_weight}  # fmt: skip
+        if latents is None:
+            self.weights = {"answer": 1.0}
+
+    def _prepare_readout(self) -> None:
+        if self.config.readout == "letter":
+            ids = self.backend.first_token_ids(self.letters)
+            if len(set(ids)) != len(ids):
+                raise UserError(f"the model's tokenizer does not give distinct tokens for the letters {self.letters}")
+            self.option_ids = torch.tensor(ids)
+            self.continuations: list[tuple[int, ...]] = []
+        else:
+            end = min(self.backend.end_token_ids)
+            self.continuations = [tuple(self.backend.encode_text(t.strip())) + (end,)
+                                  for _, t in self.request.question.options]  # fmt: skip
+
+    # ------------------------------------------------------------------ evaluation
+    def _spec(self, latents: torch.Tensor | None, kept: list[InjectedPatch] | tuple) -> rows.RowSpec:
+        embeddings = self.query.embeddings
+        return rows.RowSpec(latents, tuple((p.latent, embeddings[p.token_index]) for p in kept))
+
+    def _evaluate(self, specs: list[rows.RowSpec]) -> _Evaluation:
+        """All candidates in one batched suffix forward, then read-out and rewards per candidate."""
+        expanded = specs if not self.continuations else [
+            dataclasses.replace(s, continuation=c) for s in specs for c in self.continuations
+        ]  # fmt: skip
+        built = [rows.assemble_row(s, self.header, self.backend.embed_tokens) for s in expanded]
+        layouts = [layout for _, layout in built]
+        first = layouts[0]
+        attention_rows = first.latent_positions or (first.answer_position,)
+        out = self.backend.suffix_forward(
+            self.prefix, rows.pad_rows([e for e, _ in built]),
+            attention_rows=attention_rows if self.config.patch_scoring == "attention" else None,
+            output_hidden=self.config.patch_scoring == "similarity",
+        )  # fmt: skip
+        if self.continuations:
+            probs = rows.likelihood_probs(out.logits, layouts, len(self.continuations))
+            heads = list(range(0, len(expanded), len(self.continuations)))
+        else:
+            probs = rows.letter_probs(out.logits, layouts, self.option_ids)
+            heads = list(range(len(expanded)))
+        components = {"answer": rewards.answer_entropy_reward(probs)}
+        entropy = hidden = None
+        if first.latent_positions:
+            latent_logits = rows.latent_logits(out.logits, layouts, heads)  # [C, L, V]
+            k = self.config.reward_top_k
+            entropy = rewards.topk_entropy(latent_logits, k) / math.log(max(min(k, latent_logits.shape[-1]), 2))
+            components["latent"] = 1.0 - entropy.mean(-1)
+            components["confidence"] = rewards.confidence_reward(latent_logits, k)
+            if out.hidden is not None:
+                hidden = out.hidden[0, list(first.latent_positions)]
+        attention = out.image_attention[0] if out.image_attention is not None else None
+        return _Evaluation(rewards.combine_rewards(components, self.weights), components, probs, entropy,
+                           attention, hidden)  # fmt: skip
+
+    # ------------------------------------------------------------------ steps
+    def iterate(self) -> Iterator[ReasoningStep]:
+        """Stream the `num_steps` reasoning steps; break out of the loop to stop early (the result stays valid)."""
+        if self.state.latents is None:
+            return
+        for step in range(1, self.config.num_steps + 1):
+            started = time.perf_counter()
+            if self.config.optimizer == "autograd":
+                record = self._autograd_step(step, started)
+            else:
+                record = self._es_step(step, started)
+            self.state.steps_ms += record.elapsed_ms
+            self.state.steps.append(record)
+            yield record
+
+    def _trial_patches(self, step: int) -> list[list[InjectedPatch]]:
+        state, config = self.state, self.config
+        room = min(config.patches_per_step, config.patch_budget - len(state.kept))
+        if not config.inject_patches or room <= 0:
+            return []
+        boxes = self.query.boxes
+        return [[InjectedPatch(i, tuple(float(v) for v in boxes[i]), latent, step) for i in proposal[:room]]
+                for latent, proposal in enumerate(state.proposals) if proposal]  # fmt: skip
+
+    def _es_step(self, step: int, started: float) -> ReasoningStep:
+        state = self.state
+        noise = antithetic_noise(self.config.num_noise_pairs, tuple(state.latents.shape), state.sigma, self.generator)
+        candidates = [(state.latents, tuple(state.kept))] + [(state.latents + n, tuple(state.kept)) for n in noise]
+        trials = self._trial_patches(step)
+        candidates += [(state.latents, tuple(state.kept) + tuple(t)) for t in trials]
+        with torch.no_grad():
+            evaluation = self._evaluate([self._spec(z, kept) for z, kept in candidates])
+        current, new = self._decide_injection(evaluation, len(candidates) - len(trials), trials)
+        self._track_best(evaluation.rewards, candidates, step)
+        sigma = state.sigma
+        gradient = es_gradient(evaluation.rewards[1 : 1 + len(noise)], noise, state.sigma)
+        state.latents = es_step(state.latents, gradient, self.config.learning_rate,
+                                max_norm=state.sigma * math.sqrt(state.latents.numel()))  # fmt: skip
+        state.sigma *= self.config.sigma_decay
+        self._propose(evaluation)
+        return self._record(step, evaluation, current, new, sigma, started)
+
+    def _decide_injection(self, evaluation: _Evaluation, first_trial: int, trials) -> tuple[int, tuple]:
+        """Keep the best injection trial only if it beats the current latents; returns (row, new patches)."""
+        if not trials:
+            return 0, ()
+        trial_rewards = evaluation.rewards[first_trial:]
+        best = int(torch.argmax(trial_rewards))
+        if float(trial_rewards[best]) <= float(evaluation.rewards[0]):
+            return 0, ()
+        self.state.kept.extend(trials[best])
+        return first_trial + best, tuple(trials[best])
+
+    def _track_best(self, candidate_rewards: torch.Tensor, candidates, step: int) -> None:
+        """The best evaluated candidate, exactly as evaluated (not the post-update latents)."""
+        best = int(torch.argmax(candidate_rewards))
+        if float(candidate_rewards[best]) > self.state.best_reward:
+            latents, kept = candidates[best]
+            self.state.best_reward = float(candidate_rewards[best])
+            self.state.best_latents = latents.detach().clone()
+            self.state.best_patches = tuple(kept)
+            self.state.best_step = step
+
+    def _propose(self, evaluation: _Evaluation) -> None:
+        if evaluation.attention is not None:
+            scores = evaluation.attention  # [L, n]
+        elif evaluation.latent_hidden is not None:
+            scores = patch_ops.similarity_scores(evaluation.latent_hidden, self.query.embeddings)
+        else:
+            self.state.proposals = []
+            return
+        used = {p.token_index for p in self.state.kept}
+        self.state.proposals = patch_ops.propose_patches(scores, self.config.patches_per_step, used)
+
+    def _record(self, step, evaluation: _Evaluation, row: int, new, sigma: float, started: float) -> ReasoningStep:
+        components = {name: float(value[row]) for name, value in evaluation.components.items()}
+        entropy = evaluation.latent_entropy[row].tolist() if evaluation.latent_entropy is not None else []
+        probs = dict(zip(self.letters, evaluation.option_probs[row].tolist(), strict=True))
+        return ReasoningStep(
+            step=step, reward=float(evaluation.rewards[row]), reward_components=components,
+            latent_entropy=tuple(entropy), option_probs=probs, best_reward=self.state.best_reward,
+            injected=tuple(self.state.kept), new_patches=tuple(new), sigma=sigma,
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+        )  # fmt: skip
+
+    def _autograd_step(self, step: int, started: float) -> ReasoningStep:
+        """Adam on Z through the frozen model (works with 4-bit weights); injection trials stay zeroth-order."""
+        state = self.state
+        if not hasattr(self, "_optimizer"):
+            self._parameter = torch.nn.Parameter(state.latents.clone())
+            lr = self.config.learning_rate * self.backend.embedding_rms
+            self._optimizer = torch.optim.Adam([self._parameter], lr=lr, maximize=True)
+        trials = self._trial_patches(step)
+        candidates = [(state.latents, tuple(state.kept))]
+        candidates += [(state.latents, tuple(state.kept) + tuple(t)) for t in trials]
+        with torch.no_grad():
+            evaluation = self._evaluate([self._spec(z, kept) for z, kept in candidates])
+        current, new = self._decide_injection(evaluation, 1, trials)
+        self._track_best(evaluation.rewards, candidates, step)
+        self._propose(evaluation)
+        self._optimizer.zero_grad()
+        self._evaluate([self._spec(self._parameter, state.kept)]).rewards[0].backward()
+        self._optimizer.step()
+        state.latents = self._parameter.detach().clone()
+        return self._record(step, evaluation, current, new, state.sigma, started)
+
+    # ------------------------------------------------------------------ final decode
+    def result(self) -> Inspection:
+        """Decode with the best latents and the patches kept with them: answer, probabilities, rationale."""
+        started = time.perf_counter()
+        state = self.state
+        have_best = state.best_latents is not None
+        latents = state.best_latents if have_best else state.latents
+        kept = state.best_patches if have_best else tuple(state.kept)
+        spec = self._spec(latents, kept)
+        with torch.no_grad():
+            evaluation = self._evaluate([spec])
+            embeds, _ = rows.assemble_row(spec, self.header, self.backend.embed_tokens)
+            generation = self.backend.generate(self.prefix, embeds[None], self.config.max_new_tokens)
+        probs = dict(zip(self.letters, evaluation.option_probs[0].tolist(), strict=True))
+        answer = max(probs, key=probs.get)
+        attention_map: tuple = ()
+        if evaluation.attention is not None:
+            grid = patch_ops.attention_grid(evaluation.attention, self.query.grid)
+            attention_map = tuple(tuple(row) for row in grid.tolist())
+        decode_ms = (time.perf_counter() - started) * 1000
+        reasoning_steps = len(state.steps)
+        timings = Timings(
+            prefix_ms=self.prefix_ms, steps_ms=state.steps_ms,
+            mean_step_ms=state.steps_ms / reasoning_steps if reasoning_steps else 0.0,
+            decode_ms=decode_ms, total_ms=self.prefix_ms + state.steps_ms + decode_ms,
+        )  # fmt: skip
+        return Inspection(
+            answer=answer, answer_text=dict(self.request.question.options)[answer], option_probs=probs,
+            rationale=generation.text.strip(), mode=self.config.mode, model=self.backend.name,
+            steps=tuple(state.steps), best_step=state.best_step, injected=tuple(kept),
+            attention_map=attention_map, timings=timings, config=dataclasses.asdict(self.config),
+        )  # fmt: skip

@@ -1,0 +1,35 @@
+"""Patch scoring and selection for dynamic visual injection (DESIGN §2.6), pure tensor functions."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+import torch
+
+
+def similarity_scores(latent_hidden: torch.Tensor, patch_embeddings: torch.Tensor) -> torch.Tensor:
+    """Cosine similarity of each latent's hidden state with each image token: [L, D], [n, D] -> [L, n]."""
+    a = torch.nn.functional.normalize(latent_hidden.float(), dim=-1)
+    b = torch.nn.functional.normalize(patch_embeddings.float(), dim=-1)
+    return a @ b.T
+
+
+def propose_patches(scores: torch.Tensor, per_latent: int, exclude: Collection[int] = ()) -> list[list[int]]:
+    """For each latent row of scores [L, n], the `per_latent` best image tokens not yet used.
+
+    Tokens proposed for an earlier latent are skipped too, so the trials of one step are disjoint.
+    """
+    taken = set(exclude)
+    proposals = []
+    for row in scores:
+        order = torch.argsort(row, descending=True).tolist()
+        chosen = [i for i in order if i not in taken][:per_latent]
+        taken.update(chosen)
+        proposals.append(chosen)
+    return proposals
+
+
+def attention_grid(attention: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """Mean attention of some rows over an image's tokens, laid on its token grid: [R, n] -> [rows, cols]."""
+    rows, cols = grid
+    return attention.float().mean(0).reshape(rows, cols)

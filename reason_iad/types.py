@@ -1,0 +1,66 @@
+"""Typed results of an inspection: what the engine streams per step and what it returns at the end."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class InjectedPatch:
+    """An image token inserted into the latent sequence, with where it is in the query image."""
+
+    token_index: int  # index among the query image's tokens
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in original-image pixels
+    latent: int  # inserted right after this latent token
+    step: int  # step at which it was kept
+
+
+@dataclass(frozen=True)
+class ReasoningStep:
+    """One iteration of latent reasoning (steps count from 1)."""
+
+    step: int
+    reward: float  # combined reward of the current latents with the kept patches
+    reward_components: dict[str, float]
+    latent_entropy: tuple[float, ...]  # normalised top-k entropy per latent token
+    option_probs: dict[str, float]  # current answer distribution over the option letters
+    best_reward: float
+    injected: tuple[InjectedPatch, ...]  # all kept patches so far
+    new_patches: tuple[InjectedPatch, ...]  # kept at this step
+    sigma: float
+    elapsed_ms: float
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Where an inspection spent its time, in milliseconds."""
+
+    prefix_ms: float
+    steps_ms: float  # all reasoning steps together
+    mean_step_ms: float  # 0 when there were no steps
+    decode_ms: float
+    total_ms: float
+
+
+@dataclass(frozen=True)
+class Inspection:
+    """The answer to one question about one image, with its evidence and the reasoning trace."""
+
+    answer: str  # option letter
+    answer_text: str
+    option_probs: dict[str, float]
+    rationale: str
+    mode: str
+    model: str
+    steps: tuple[ReasoningStep, ...]
+    best_step: int
+    injected: tuple[InjectedPatch, ...]
+    attention_map: tuple[tuple[float, ...], ...]  # latent -> query-image attention on the token grid (rows)
+    timings: Timings
+    config: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """The whole inspection, steps included, as JSON."""
+        return json.dumps(dataclasses.asdict(self), indent=2)
