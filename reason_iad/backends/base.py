@@ -74,6 +74,7 @@ class Backend(Protocol):
     name: str
     family: str
     hidden_size: int
+    max_context: int  # positions the language model supports
     embedding_rms: float
     latent_token_id: int
 

@@ -43,7 +43,9 @@ class TransformersBackend:
         self.quantization = quantization
         self.family_spec = families.family_for(model.config.model_type)
         self.family = model.config.model_type
-        self.hidden_size = int(model.config.get_text_config().hidden_size)
+        text_config = model.config.get_text_config()
+        self.hidden_size = int(text_config.hidden_size)
+        self.max_context = int(getattr(text_config, "max_position_embeddings", 32768))
         table = model.get_input_embeddings().weight
         self.device, self.dtype = table.device, table.dtype
         self.embedding_rms = float(table.detach().float().pow(2).mean().sqrt())

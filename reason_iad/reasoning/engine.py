@@ -95,6 +95,7 @@ class Session:
         if not self.prefix.images:
             raise UserError("the model did not receive the query image")
         self.query = self.prefix.images[-1]
+        self._check_context()
         self.header = backend.embed_tokens(self.prefix.assistant_header_ids)  # [H, D]
         self.letters = request.question.letters
         self._prepare_readout()
@@ -108,6 +109,16 @@ class Session:
                         "confidence": config.confidence_reward_weight}  # fmt: skip
         if latents is None:
             self.weights = {"answer": 1.0}
+
+    def _check_context(self) -> None:
+        config = self.config
+        reasoning = config.num_latent_tokens + config.patch_budget if config.uses_latents else 0
+        needed = self.prefix.length + reasoning + len(self.prefix.assistant_header_ids) + config.max_new_tokens
+        if needed > self.backend.max_context:
+            raise UserError(
+                f"the prompt needs {needed} positions (prefix {self.prefix.length}) but the model supports "
+                f"{self.backend.max_context}: shorten the question, the options or the knowledge"
+            )
 
     def _prepare_readout(self) -> None:
         if self.config.readout == "letter":
