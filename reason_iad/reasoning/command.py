@@ -1,0 +1,110 @@
+"""`reason-iad infer IMAGE ...`: one inspection from the command line, printed or as JSON (`--json`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from reason_iad.config import MODES, BackendConfig, ReasoningConfig
+from reason_iad.errors import UserError
+
+
+def register(subparsers) -> None:
+    """Add the `infer` subcommand."""
+    parser = subparsers.add_parser(
+        "infer", help="inspect one image (answer, probabilities, rationale, injected patches, timings)",
+        description="Ask one multiple-choice question about IMAGE. Without --question it asks MMAD's anomaly "
+        "question (\"Is there any defect in the object?\" Yes/No).",
+    )  # fmt: skip
+    parser.add_argument("image", help="the query image")
+    parser.add_argument("--template", help="a normal image of the same category (one-shot)")
+    parser.add_argument("--category", help="the category (selects entries of an MMAD-structured --knowledge file)")
+    parser.add_argument("--question", help="the question text (needs at least two --option)")
+    parser.add_argument("--option", action="append", default=[], metavar="A=TEXT", help="an option, e.g. A=Yes.")
+    parser.add_argument("--mode", choices=MODES, default="full")
+    parser.add_argument(
+        "--knowledge", metavar="FILE", help="JSON: a list of texts or of {title, text}, or MMAD's domain_knowledge.json"
+    )
+    parser.add_argument("--model", default="embedded", help="'embedded', a local folder or a Hugging Face id")
+    parser.add_argument("--quantization", choices=["none", "4bit", "8bit"], default="none")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--steps", type=int, default=ReasoningConfig.num_steps, help="latent reasoning steps")
+    parser.add_argument("--latents", type=int, default=ReasoningConfig.num_latent_tokens, help="latent tokens")
+    parser.add_argument("--readout", choices=["letter", "likelihood"], default="letter")
+    parser.add_argument("--seed", type=int, default=ReasoningConfig.seed)
+    parser.add_argument("--json", action="store_true", help="print the whole Inspection (steps included) as JSON")
+    parser.set_defaults(handler=run)
+
+
+def parse_question(text: str | None, options: list[str]):
+    """The question from flags; MMAD's anomaly question when none is given."""
+    from reason_iad.reasoning.prompt import Question
+
+    if text is None:
+        if options:
+            raise UserError("--option needs --question")
+        return Question.anomaly()
+    pairs = []
+    for option in options:
+        letter, sep, value = option.partition("=")
+        if not sep:
+            raise UserError(f"--option must look like A=text, got {option!r}")
+        pairs.append((letter.strip().upper(), value))
+    return Question(text, tuple(pairs))
+
+
+def read_knowledge(path: str | None, category: str | None) -> tuple[str, ...]:
+    """Knowledge texts from a JSON file (see --knowledge)."""
+    if path is None:
+        return ()
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"cannot read knowledge file {path}: {err}") from err
+    if isinstance(data, list):
+        texts = [item if isinstance(item, str) else _entry_text(item, path) for item in data]
+    elif isinstance(data, dict):
+        texts = _mmad_category_texts(data, category, path)
+    else:
+        raise UserError(f"{path}: expected a JSON list or MMAD's domain_knowledge structure")
+    if not all(isinstance(t, str) and t.strip() for t in texts):
+        raise UserError(f"{path}: knowledge entries must be non-empty texts")
+    return tuple(texts)
+
+
+def _entry_text(item, path: str) -> str:
+    if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+        raise UserError(f"{path}: list items must be texts or objects with a 'text' field")
+    return f"<{item['title']}>\n{item['text']}" if item.get("title") else item["text"]
+
+
+def _mmad_category_texts(data: dict, category: str | None, path: str) -> list[str]:
+    if category is None:
+        raise UserError(f"{path} is MMAD-structured: pass --category to choose its entries")
+    found = [entries for categories in data.values() if isinstance(categories, dict)
+             for name, entries in categories.items() if name == category]  # fmt: skip
+    if not found or not isinstance(found[0], dict):
+        raise UserError(f"{path} has no category {category!r}")
+    return [str(text) for text in found[0].values()]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of `infer`."""
+    from reason_iad.backends import load_backend
+    from reason_iad.images import load_image
+    from reason_iad.reasoning.engine import InspectionRequest, Reasoner
+    from reason_iad.reasoning.report import format_inspection
+
+    question = parse_question(args.question, args.option)
+    config = ReasoningConfig(mode=args.mode, num_steps=args.steps, num_latent_tokens=args.latents,
+                             readout=args.readout, seed=args.seed)  # fmt: skip
+    request = InspectionRequest(
+        image=load_image(args.image, "image"), question=question,
+        template=load_image(args.template, "template") if args.template else None,
+        category=args.category, knowledge=read_knowledge(args.knowledge, args.category),
+    )  # fmt: skip
+    backend = load_backend(BackendConfig(model=args.model, quantization=args.quantization, device=args.device))
+    inspection = Reasoner(backend, config).run(request)
+    print(inspection.to_json() if args.json else format_inspection(inspection))
+    return 0

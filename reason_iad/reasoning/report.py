@@ -1,0 +1,27 @@
+"""Plain-text rendering of an `Inspection` for the command line."""
+
+from __future__ import annotations
+
+from reason_iad.types import Inspection
+
+
+def format_inspection(inspection: Inspection) -> str:
+    """Answer, option probabilities, rationale, injected patches and timings, one block each."""
+    t = inspection.timings
+    lines = [
+        f"model     {inspection.model}",
+        f"mode      {inspection.mode}",
+        f"answer    {inspection.answer}. {inspection.answer_text}",
+        "options   " + "  ".join(f"{k}={v:.3f}" for k, v in inspection.option_probs.items()),
+        f"rationale {inspection.rationale or '(empty)'}",
+    ]
+    if inspection.steps:
+        rewards = ", ".join(f"{s.reward:.4f}" for s in inspection.steps)
+        lines.append(f"steps     {len(inspection.steps)} (best {inspection.best_step}); rewards {rewards}")
+    for patch in inspection.injected:
+        x0, y0, x1, y1 = (round(v) for v in patch.box)
+        lines.append(f"patch     token {patch.token_index} box ({x0},{y0})-({x1},{y1}) after latent "
+                     f"{patch.latent}, step {patch.step}")  # fmt: skip
+    lines.append(f"timings   prefix {t.prefix_ms:.1f} ms, steps {t.steps_ms:.1f} ms "
+                 f"({t.mean_step_ms:.1f} ms/step), decode {t.decode_ms:.1f} ms, total {t.total_ms:.1f} ms")  # fmt: skip
+    return "\n".join(lines)

@@ -1,0 +1,52 @@
+import json
+
+import pytest
+
+from reason_iad.cli import main
+from reason_iad.paths import EXAMPLES_DIR
+
+BOTTLE = sorted(p for p in (EXAMPLES_DIR / "bottle").glob("*.png") if not p.name.endswith("_mask.png"))[0]
+
+
+def test_infer_prints_answer_probabilities_patches_and_timings(capsys):
+    assert main(["infer", str(BOTTLE), "--steps", "2", "--latents", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "untrained random-weight" in out  # the stand-in says what it is
+    for label in ("answer", "options", "rationale", "steps", "timings"):
+        assert f"\n{label}" in "\n" + out
+
+
+def test_infer_json_has_the_whole_inspection(capsys, tmp_path):
+    knowledge = tmp_path / "k.json"
+    knowledge.write_text(json.dumps({"SynthIAD": {"bottle": {"good": "Concentric rings.", "crack": "A dark line."}}}))
+    argv = ["infer", str(BOTTLE), "--template", str(BOTTLE), "--category", "bottle", "--knowledge", str(knowledge),
+            "--question", "Which defect?", "--option", "A=Crack", "--option", "B=None", "--option", "C=Hole",
+            "--steps", "3", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["answer"] in "ABC" and set(data["option_probs"]) == {"A", "B", "C"}
+    assert len(data["steps"]) == 3 and data["config"]["num_steps"] == 3
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["infer", "missing.png"], "not found"),
+        (["infer", str(BOTTLE), "--option", "A=x"], "needs --question"),
+        (["infer", str(BOTTLE), "--question", "Q?", "--option", "A=x", "--option", "A=y"], "duplicate"),
+        (["infer", str(BOTTLE), "--question", "Q?", "--option", "Ax"], "A=text"),
+        (["infer", str(BOTTLE), "--knowledge", "nope.json"], "cannot read knowledge"),
+        (["infer", str(BOTTLE), "--model", "/no/such/model"], "neither a local folder"),
+    ],
+)
+def test_infer_errors_are_one_line_with_exit_code_2(argv, message, capsys, tmp_path):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and "Traceback" not in err
+
+
+def test_unreadable_image_file(tmp_path, capsys):
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"\x89PNG not really")
+    assert main(["infer", str(bad)]) == 2
+    assert "not a readable image" in capsys.readouterr().err
