@@ -61,6 +61,7 @@ class ReasoningConfig:
     patch_scoring: Literal["attention", "similarity"] = "attention"
     readout: Literal["letter", "likelihood"] = "letter"
     max_new_tokens: int = 64
+    min_new_tokens: int = 0  # decode at least this many tokens (benchmarks compare fixed-length answers)
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -82,6 +83,7 @@ class ReasoningConfig:
             (self.patch_scoring in ("attention", "similarity"), "patch_scoring must be attention or similarity"),
             (self.readout in ("letter", "likelihood"), "readout must be letter or likelihood"),
             (1 <= self.max_new_tokens <= 2048, "max_new_tokens must be between 1 and 2048"),
+            (0 <= self.min_new_tokens <= self.max_new_tokens, "min_new_tokens must be between 0 and max_new_tokens"),
         ]  # fmt: skip
         for ok, message in checks:
             if not ok:

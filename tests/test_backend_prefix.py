@@ -41,14 +41,19 @@ def test_prefix_cache_is_unchanged_after_many_steps(tiny_backends, family):
     assert prefix.cache.get_seq_length() == prefix.length
 
 
-def test_batched_suffix_equals_separate_calls(tiny_backends):
-    backend = tiny_backends["qwen2_5_vl"]
+@pytest.mark.parametrize("family", FAMILIES)
+def test_batched_suffix_equals_separate_calls(tiny_backends, family):
+    """Rows packed into one forward (block-diagonal mask) give exactly what separate calls give."""
+    backend = tiny_backends[family]
     prefix = backend.prepare(two_image_messages())
     batch = torch.randn(3, 5, backend.hidden_size, generator=torch.Generator().manual_seed(1)) * backend.embedding_rms
     with torch.no_grad():
-        together = backend.suffix_forward(prefix, batch).logits
-        apart = torch.cat([backend.suffix_forward(prefix, batch[i : i + 1]).logits for i in range(3)])
-    assert (together - apart).abs().max() <= 1e-4
+        together = backend.suffix_forward(prefix, batch, attention_rows=[0, 2], output_hidden=True)
+        apart = [backend.suffix_forward(prefix, batch[i : i + 1], attention_rows=[0, 2], output_hidden=True)
+                 for i in range(3)]  # fmt: skip
+    assert (together.logits - torch.cat([a.logits for a in apart])).abs().max() <= 1e-4
+    assert (together.hidden - torch.cat([a.hidden for a in apart])).abs().max() <= 1e-4
+    assert (together.image_attention - torch.cat([a.image_attention for a in apart])).abs().max() <= 1e-5
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -75,3 +80,26 @@ def test_qwen_positions_are_mrope(tiny_backends):
     cols = prefix.position_ids[2, 0, query.start : query.end]
     assert len(set(rows.tolist())) == query.grid[0] and len(set(cols.tolist())) == query.grid[1]
     assert prefix.next_position == int(prefix.position_ids.max()) + 1 < prefix.length
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_attention_rows_equal_eager_attention_of_the_full_sequence(tiny_backends, family):
+    """The rows computed beside SDPA equal what eager attention returns over the whole prompt + suffix."""
+    backend = tiny_backends[family]
+    messages = two_image_messages()
+    prefix = backend.prepare(messages)
+    header = prefix.assistant_header_ids
+    with torch.no_grad():
+        ours = backend.suffix_forward(prefix, backend.embed_tokens(header)[None], attention_rows=[0, len(header) - 1])
+        inputs, _ = full_sequence_logits(backend, messages, header)
+        model = backend.model
+        current = model.config.get_text_config()._attn_implementation
+        model.set_attn_implementation({"text_config": "eager"})
+        try:
+            full = model(**inputs, output_attentions=True)
+        finally:
+            model.set_attn_implementation({"text_config": current})
+    query = prefix.images[-1]
+    rows = [prefix.length, prefix.length + len(header) - 1]
+    eager = torch.stack([a[0][:, rows, query.start : query.end] for a in full.attentions]).mean(dim=(0, 1))
+    assert (ours.image_attention[0] - eager).abs().max() <= 1e-5

@@ -97,8 +97,8 @@ class Backend(Protocol):
         """Suffix embeddings [B, S, D] against the (expanded, untouched) prefix cache."""
         ...
 
-    def generate(self, prefix: Prefix, suffix_embeds: torch.Tensor, max_new_tokens: int = 64) -> str:
-        """Greedy decoding after prefix + suffix [1, S, D]; stops at the end-of-turn token."""
+    def generate(self, prefix: Prefix, suffix_embeds: torch.Tensor, max_new_tokens: int = 64, min_new_tokens: int = 0):
+        """Greedy decoding after prefix + suffix [1, S, D] -> `Generation`; stops at the end-of-turn token."""
         ...
 
     def first_token_ids(self, texts: Sequence[str]) -> list[int]:

@@ -16,6 +16,7 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
 
 from reason_iad.backends import families
+from reason_iad.backends.attention import ROWS_ATTENTION, capture_rows
 from reason_iad.backends.base import ImageSlots, Message, Prefix, SuffixOutput
 
 _SPLIT_MARK = "\u2063REASONIADSPLIT\u2063"
@@ -37,6 +38,7 @@ class TransformersBackend:
     def __init__(self, model, processor, name: str, quantization: str = "none") -> None:
         self.model = model.eval()
         self.model.requires_grad_(False)
+        self.model.set_attn_implementation({"text_config": ROWS_ATTENTION})  # SDPA + chosen attention rows
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.name = name
@@ -169,49 +171,49 @@ class TransformersBackend:
         image_index: int = -1,
         output_hidden: bool = False,
     ) -> SuffixOutput:
-        """Run suffix embeddings [B, S, D] after the prefix; optionally attention rows over one image's tokens."""
+        """Run suffix embeddings [B, S, D] after the prefix; optionally attention rows over one image's tokens.
+
+        The B rows are packed into one sequence after a single view of the prefix cache, with a block-diagonal
+        causal mask (each row sees the prefix and itself) and every row's positions restarting after the prefix:
+        identical to B separate calls, without materialising B copies of the prefix keys and values.
+        """
         batch, length, _ = suffix_embeds.shape
-        positions = families.suffix_positions(prefix.position_ids, prefix.next_position, batch, length)
         want_attention = attention_rows is not None and bool(prefix.images)
-        with self._eager_attention(want_attention):
-            out = self._suffix_model_call(prefix, suffix_embeds, positions, want_attention, output_hidden)
+        rows = torch.tensor([b * length + r for b in range(batch) for r in (attention_rows or ())], dtype=torch.long)
+        with capture_rows(rows.to(self.device)) if want_attention else contextlib.nullcontext() as layers:
+            out = self.model(
+                inputs_embeds=suffix_embeds.reshape(1, batch * length, -1).to(self.device, self.dtype),
+                position_ids=families.suffix_positions(prefix.position_ids, prefix.next_position, 1, length).repeat(
+                    *([1] * (prefix.position_ids.dim() - 1)), batch),
+                attention_mask=self._packed_mask(prefix.length, batch, length),
+                cache=self.expanded_cache(prefix, 1), use_cache=True, output_hidden_states=output_hidden,
+            )  # fmt: skip
         attention = None
         if want_attention:
             slots = prefix.images[image_index]
-            rows = torch.as_tensor(list(attention_rows), device=self.device)
-            stacked = torch.stack([a[:, :, rows, slots.start : slots.end] for a in out.attentions])  # [L,B,H,R,n]
-            attention = stacked.float().mean(dim=(0, 2))  # [B, R, n]
-        hidden = out.hidden_states[-1].float() if output_hidden else None
-        return SuffixOutput(out.logits.float(), hidden, attention)
+            stacked = torch.stack([a[0, :, :, slots.start : slots.end] for a in layers])  # [layers, H, B*R, n]
+            attention = stacked.mean(dim=(0, 1)).reshape(batch, len(attention_rows), -1)  # [B, R, n]
+        hidden = out.hidden_states[-1].float().reshape(batch, length, -1) if output_hidden else None
+        return SuffixOutput(out.logits.float().reshape(batch, length, -1), hidden, attention)
 
-    def _suffix_model_call(self, prefix, suffix_embeds, positions, want_attention, output_hidden):
-        batch, length, _ = suffix_embeds.shape
-        return self.model(
-            inputs_embeds=suffix_embeds.to(self.device, self.dtype),
-            position_ids=positions,
-            attention_mask=torch.ones(batch, prefix.length + length, dtype=torch.long, device=self.device),
-            cache=self.expanded_cache(prefix, batch),
-            use_cache=True,
-            output_attentions=want_attention,
-            output_hidden_states=output_hidden,
-        )
-
-    @contextlib.contextmanager
-    def _eager_attention(self, needed: bool):
-        """Attention weights need eager attention; switch only for the calls that ask for them."""
-        current = self.model.config._attn_implementation
-        if not needed or current == "eager":
-            yield
-            return
-        self.model.set_attn_implementation("eager")
-        try:
-            yield
-        finally:
-            self.model.set_attn_implementation(current)
+    def _packed_mask(self, prefix_length: int, batch: int, length: int) -> torch.Tensor:
+        """Additive mask [1, 1, B*S, P + B*S]: the whole prefix, then a causal block per row."""
+        block = torch.tril(torch.ones(length, length, dtype=torch.bool, device=self.device))
+        allowed = torch.cat([
+            torch.ones(batch * length, prefix_length, dtype=torch.bool, device=self.device),
+            torch.block_diag(*[block] * batch),
+        ], dim=1)  # fmt: skip
+        zero = torch.zeros((), dtype=self.dtype, device=self.device)
+        return torch.where(allowed, zero, torch.finfo(self.dtype).min)[None, None]
 
     @torch.no_grad()
-    def generate(self, prefix: Prefix, suffix_embeds: torch.Tensor, max_new_tokens: int = 64) -> Generation:
-        """Greedy decoding from the prefix cache after suffix [1, S, D]; stops at an end-of-turn token."""
+    def generate(
+        self, prefix: Prefix, suffix_embeds: torch.Tensor, max_new_tokens: int = 64, min_new_tokens: int = 0
+    ) -> Generation:
+        """Greedy decoding from the prefix cache after suffix [1, S, D]; stops at an end-of-turn token.
+
+        End-of-turn tokens are masked until `min_new_tokens` tokens were produced (as `transformers` does).
+        """
         cache = self.expanded_cache(prefix, 1)
         position, seen, step_input = prefix.next_position, prefix.length, suffix_embeds.to(self.device, self.dtype)
         tokens: list[int] = []
@@ -225,7 +227,11 @@ class TransformersBackend:
                 use_cache=True,
             )
             position, seen = position + length, seen + length
-            token = int(out.logits[0, -1].argmax())
+            next_logits = out.logits[0, -1]
+            if len(tokens) < min_new_tokens:
+                next_logits = next_logits.clone()
+                next_logits[list(self.end_token_ids)] = -torch.inf
+            token = int(next_logits.argmax())
             if token in self.end_token_ids:
                 break
             tokens.append(token)

@@ -16,16 +16,34 @@ def register(subparsers) -> None:
         "two images) and a --suffix-tokens suffix; print prefix time, suffix step, full-sequence step, their ratio "
         "and peak memory.",
     )
-    backend.add_argument(
-        "--model", default="tiny-bench", help="'tiny-bench' (random ~5M-parameter Qwen2.5-VL), a folder or a hub id"
-    )
-    backend.add_argument("--quantization", choices=["none", "4bit", "8bit"], default="none")
-    backend.add_argument("--device", default="auto")
+    _model_arguments(backend)
     backend.add_argument("--prefix-tokens", type=_positive, default=1600)
     backend.add_argument("--suffix-tokens", type=_positive, default=26)
     backend.add_argument("--repeats", type=_positive, default=10)
     backend.add_argument("--threads", type=_positive, default=1, help="torch CPU threads (default 1)")
     backend.set_defaults(handler=run_backend)
+    latent = targets.add_parser(
+        "latent",
+        help="cached engine step vs DMLR-style step; full inspection vs direct answer",
+        description="Run the same inspection with our cached engine and time a DMLR-style step (full-sequence eager "
+        "forward with attention maps plus a full-sequence reward forward) at the same prefix; print per-step "
+        "times, their ratio, and the time of a full inspection (T steps) over a direct answer with the same prompt.",
+    )
+    _model_arguments(latent)
+    latent.add_argument("--prefix-tokens", type=_positive, default=1600)
+    latent.add_argument("--steps", type=_positive, default=15)
+    latent.add_argument("--answer-tokens", type=_positive, default=64)
+    latent.add_argument("--repeats", type=_positive, default=5)
+    latent.add_argument("--threads", type=_positive, default=1, help="torch CPU threads (default 1)")
+    latent.set_defaults(handler=run_latent)
+
+
+def _model_arguments(parser) -> None:
+    parser.add_argument(
+        "--model", default="tiny-bench", help="'tiny-bench' (random ~5M-parameter Qwen2.5-VL), a folder or a hub id"
+    )
+    parser.add_argument("--quantization", choices=["none", "4bit", "8bit"], default="none")
+    parser.add_argument("--device", default="auto")
 
 
 def _positive(text: str) -> int:
@@ -35,11 +53,8 @@ def _positive(text: str) -> int:
     return value
 
 
-def run_backend(args) -> int:
-    """Handler of `bench backend`."""
+def _backend(args):
     import torch
-
-    from reason_iad.bench.backend_bench import run_backend_bench
 
     torch.set_num_threads(args.threads)
     if args.model == "tiny-bench":
@@ -47,12 +62,25 @@ def run_backend(args) -> int:
         from reason_iad.backends.transformers_backend import TransformersBackend
 
         model, processor = build_tiny_model("qwen2_5_vl", BENCH_SIZE, seed=0)
-        backend = TransformersBackend(model, processor, name="tiny-bench (random Qwen2.5-VL, built offline)")
-    else:
-        from reason_iad.backends.loading import load_backend
-        from reason_iad.config import BackendConfig
+        return TransformersBackend(model, processor, name="tiny-bench (random Qwen2.5-VL, built offline)")
+    from reason_iad.backends.loading import load_backend
+    from reason_iad.config import BackendConfig
 
-        backend = load_backend(BackendConfig(model=args.model, quantization=args.quantization, device=args.device))
-    result = run_backend_bench(backend, args.prefix_tokens, args.suffix_tokens, args.repeats)
-    print(result.report())
+    return load_backend(BackendConfig(model=args.model, quantization=args.quantization, device=args.device))
+
+
+def run_backend(args) -> int:
+    """Handler of `bench backend`."""
+    from reason_iad.bench.backend_bench import run_backend_bench
+
+    print(run_backend_bench(_backend(args), args.prefix_tokens, args.suffix_tokens, args.repeats).report())
+    return 0
+
+
+def run_latent(args) -> int:
+    """Handler of `bench latent`."""
+    from reason_iad.bench.latent_bench import run_latent_bench
+
+    backend = _backend(args)
+    print(run_latent_bench(backend, args.prefix_tokens, args.steps, args.answer_tokens, args.repeats).report())
     return 0

@@ -289,7 +289,9 @@ class Session:
         with torch.no_grad():
             evaluation = self._evaluate([spec])
             embeds, _ = rows.assemble_row(spec, self.header, self.backend.embed_tokens)
-            generation = self.backend.generate(self.prefix, embeds[None], self.config.max_new_tokens)
+            generation = self.backend.generate(
+                self.prefix, embeds[None], self.config.max_new_tokens, self.config.min_new_tokens
+            )
         probs = dict(zip(self.letters, evaluation.option_probs[0].tolist(), strict=True))
         answer = max(probs, key=probs.get)
         attention_map: tuple = ()
