@@ -7,13 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from reason_iad.knowledge.seed import (
-    NORMAL_KEY,
-    entry_id,
-    load_seed_entries,
-    load_seed_file,
-    to_domain_knowledge,
-)
+from reason_iad.knowledge.entry import NORMAL_KEY, entry_id, to_domain_knowledge
+from reason_iad.knowledge.seed import load_seed_entries, load_seed_file
 
 KNOWLEDGE_DIR = Path(__file__).resolve().parents[1] / "knowledge"
 

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from reason_iad.errors import UserError
-from reason_iad.knowledge.seed import entry_id, load_seed_file
+from reason_iad.knowledge.entry import entry_id
+from reason_iad.knowledge.seed import load_seed_file
 from reason_iad.mmad import SUBTASKS, is_normal_image, load_mmad
 from reason_iad.paths import SEED_KNOWLEDGE_DIR
 from reason_iad.synth import CATEGORIES, generate_dataset

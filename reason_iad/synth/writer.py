@@ -21,7 +21,8 @@ import numpy as np
 from PIL import Image
 
 from reason_iad.errors import UserError
-from reason_iad.knowledge.seed import load_seed_file, to_domain_knowledge
+from reason_iad.knowledge.entry import to_domain_knowledge
+from reason_iad.knowledge.seed import load_seed_file
 from reason_iad.mmad import SUBTASKS, MMADRecord, dump_mmad
 from reason_iad.paths import SEED_KNOWLEDGE_DIR
 from reason_iad.synth.catalog import CATEGORIES, DATASET, NORMAL

@@ -1,0 +1,67 @@
+"""A knowledge entry: what a defect (or the normal appearance) of a category looks like, validated.
+
+The one model every write goes through (seed files, CLI, studio, imports), and the MMAD text convention
+(a `<Title>` line, then `Description: text`) used by `domain_knowledge.json`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_TEXT_CHARS = 8000
+NORMAL_KEY = "good"
+_MMAD_TEXT = re.compile(r"^\s*<(?P<title>[^>\n]{1,200})>\s*\n\s*Description:\s*(?P<text>.*)$", re.DOTALL)
+
+
+class KnowledgeEntry(BaseModel):
+    """One knowledge entry; all fields are stripped and checked (non-empty, no control characters, lengths)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1, max_length=200)
+    dataset: str = Field(min_length=1, max_length=100)
+    category: str = Field(min_length=1, max_length=100)
+    defect: str = Field(min_length=1, max_length=100)
+    title: str = Field(min_length=1, max_length=200)
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    source: str = Field(default="project-written", max_length=200)
+    author: str = Field(default="reason-iad", max_length=100)
+
+    @field_validator("id", "dataset", "category", "defect", "title", "text", "source", "author")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty or whitespace")
+        bad = [c for c in value if unicodedata.category(c) == "Cc" and c not in "\n\t"]
+        if bad:
+            raise ValueError(f"contains control characters {sorted({hex(ord(c)) for c in bad})}")
+        return value.strip()
+
+    @property
+    def mmad_text(self) -> str:
+        """The entry as MMAD writes knowledge: `<Title>` line, then `Description: text`."""
+        return f"<{self.title}>\nDescription: {self.text}"
+
+
+def entry_id(dataset: str, category: str, defect: str) -> str:
+    """The stable id of an entry: `dataset/category/defect`, lower case."""
+    return f"{dataset}/{category}/{defect}".lower()
+
+
+def split_mmad_text(key: str, value: str) -> tuple[str, str]:
+    """(title, text) from an MMAD knowledge value; without the `<Title>` convention the key names the title."""
+    match = _MMAD_TEXT.match(value)
+    if match:
+        return match["title"].strip(), match["text"].strip()
+    return key.replace("_", " ").strip().capitalize(), value.strip()
+
+
+def to_domain_knowledge(entries: list[KnowledgeEntry]) -> dict[str, dict[str, dict[str, str]]]:
+    """MMAD's structure {dataset: {category: {defect_or_good: text}}}, the title kept as MMAD's `<Title>` line."""
+    out: dict[str, dict[str, dict[str, str]]] = {}
+    for e in entries:
+        out.setdefault(e.dataset, {}).setdefault(e.category, {})[e.defect] = e.mmad_text
+    return out
