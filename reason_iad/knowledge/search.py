@@ -1,0 +1,133 @@
+"""Searching the knowledge base, and the engine's retrieval.
+
+Full text (native FTS), semantic text, hybrid and by image; retrieval gives the top-k entries of a category
+for a query image plus the category's normal entry.
+
+Filters are `lancedb.expr` expressions built from literals; the query text itself never becomes SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from lancedb.expr import col, lit
+from PIL import Image
+
+from reason_iad.errors import UserError
+from reason_iad.knowledge.entry import NORMAL_KEY, KnowledgeEntry
+from reason_iad.knowledge.store import KnowledgeStore
+
+SearchMode = Literal["fts", "semantic", "hybrid"]
+MAX_QUERY_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A knowledge entry found by a search, with its score (higher is better; comparable within one search)."""
+
+    entry: KnowledgeEntry
+    score: float
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """What the engine gets: the chosen entries, how they were chosen, and the knowledge version used."""
+
+    hits: tuple[Hit, ...]
+    method: str  # "image", "question" or "all"
+    version: int
+
+    @property
+    def texts(self) -> tuple[str, ...]:
+        """The entries as prompt text (MMAD's `<Title>` convention)."""
+        return tuple(hit.entry.mmad_text for hit in self.hits)
+
+
+def scope(dataset: str | None = None, category: str | None = None, exclude_normal: bool = False):
+    """A safe filter for a dataset/category scope (None: everything)."""
+    terms = [col(name) == lit(value) for name, value in (("dataset", dataset), ("category", category)) if value]
+    if exclude_normal:
+        terms.append(col("defect") != lit(NORMAL_KEY))
+    expression = None
+    for term in terms:
+        expression = term if expression is None else expression & term
+    return expression
+
+
+def _hits(rows: list[dict], score_of) -> list[Hit]:
+    return [Hit(KnowledgeStore._stored(r).entry, float(score_of(r))) for r in rows]
+
+
+def search(store: KnowledgeStore, query: str, mode: SearchMode = "hybrid", k: int = 10,
+           dataset: str | None = None, category: str | None = None) -> list[Hit]:  # fmt: skip
+    """Search entry titles and texts: `fts` (keywords), `semantic` (sentence embeddings) or `hybrid` (both, RRF)."""
+    query = query.strip()
+    if not query:
+        raise UserError("the search query is empty")
+    if len(query) > MAX_QUERY_CHARS:
+        raise UserError(f"the search query is longer than {MAX_QUERY_CHARS} characters")
+    if not 1 <= k <= 1000:
+        raise UserError("k must be between 1 and 1000")
+    table = store.table
+    table.checkout_latest()
+    where = scope(dataset, category)
+    if mode == "fts":
+        builder, score_of = table.search(query, query_type="fts", fts_columns="body"), lambda r: r["_score"]
+    elif mode == "semantic":
+        vector = store.text_embedder.embed_texts([query])[0]
+        builder = table.search(vector, vector_column_name="text_vector").distance_type("cosine")
+        score_of = lambda r: 1.0 - r["_distance"]  # noqa: E731
+    elif mode == "hybrid":
+        vector = store.text_embedder.embed_texts([query])[0]
+        builder = table.search(query_type="hybrid", vector_column_name="text_vector").vector(vector).text(query)
+        score_of = lambda r: r["_relevance_score"]  # noqa: E731
+    else:
+        raise UserError(f"unknown search mode {mode!r}: use fts, semantic or hybrid")
+    if where is not None:
+        builder = builder.where(where, prefilter=True)
+    return _hits(builder.limit(k).to_list(), score_of)
+
+
+def search_by_image(store: KnowledgeStore, image: Image.Image, k: int = 3, dataset: str | None = None,
+                    category: str | None = None, exclude_normal: bool = True) -> list[Hit]:  # fmt: skip
+    """Entries closest to an image in the image embedder's space (cosine similarity)."""
+    if store.image_embedder is None:
+        raise UserError("this knowledge base has no image embedder; configure one (e.g. an open_clip model)")
+    vector = store.image_embedder.embed_images([image])[0]
+    store.table.checkout_latest()
+    builder = store.table.search(vector, vector_column_name="image_vector").distance_type("cosine")
+    where = scope(dataset, category, exclude_normal)
+    if where is not None:
+        builder = builder.where(where, prefilter=True)
+    return _hits(builder.limit(k).to_list(), lambda r: 1.0 - r["_distance"])
+
+
+def retrieve(store: KnowledgeStore, image: Image.Image, category: str | None = None, dataset: str | None = None,
+             k: int = 3, include_normal: bool = True, question: str | None = None) -> Retrieval:  # fmt: skip
+    """Knowledge for one inspection: top-k defect entries of the category plus its normal entry.
+
+    Entries are ranked by the image when an image embedder is configured, else by the question's meaning; with
+    neither, all entries of the category are used, as MMAD does.
+    """
+    version = store.version
+    if store.image_embedder is not None:
+        hits, method = search_by_image(store, image, k, dataset, category), "image"
+    elif question and category:
+        ranked = search(store, question, "semantic", k + 1, dataset, category)
+        hits, method = [h for h in ranked if h.entry.defect != NORMAL_KEY][:k], "question"
+    elif category:
+        hits = [Hit(s.entry, 1.0) for s in store.list(dataset, category) if s.entry.defect != NORMAL_KEY]
+        method = "all"
+    else:
+        raise UserError("without an image embedder, knowledge retrieval needs a category")
+    if include_normal and category:
+        normal = [s for s in store.list(dataset, category) if s.entry.defect == NORMAL_KEY]
+        hits = hits + [Hit(s.entry, 1.0) for s in normal[:1]]
+    return Retrieval(tuple(hits), method, version)
+
+
+def categories(store: KnowledgeStore) -> Sequence[tuple[str, str]]:
+    """All (dataset, category) pairs present, sorted."""
+    return sorted({(s.entry.dataset, s.entry.category) for s in store.list()})
