@@ -1,0 +1,103 @@
+import pytest
+from knowledge_helpers import SEED, entry, make_store
+
+from reason_iad.errors import UserError
+from reason_iad.knowledge.embedders import FakeEmbedder
+from reason_iad.knowledge.store import KnowledgeStore
+
+
+@pytest.fixture
+def store(tmp_path):
+    return make_store(tmp_path / "kb")
+
+
+def test_seeded_store_lists_and_gets(store):
+    assert store.count() == len(SEED)
+    assert [s.entry.defect for s in store.list(category="wood")] == ["good", "hole", "scratch", "stain"]
+    assert store.get("test/tile/crack").entry.text.startswith("A blue crack")
+    assert store.changes()[0].action == "seed"
+
+
+def test_add_update_delete_are_versioned_with_author_and_summary(store):
+    start = store.version
+    v1 = store.add([entry("tile", "chip", "A missing corner.")], author="ana")
+    v2 = store.update("test/tile/chip", author="bo", text="A missing corner piece.")
+    v3 = store.delete(["test/tile/chip"], author="cy", summary="duplicate of crack")
+    assert start < v1 < v2 < v3
+    history = store.changes()[-3:]
+    assert [(c.author, c.action, c.version) for c in history] == [("ana", "add", v1), ("bo", "update", v2),
+                                                                  ("cy", "delete", v3)]  # fmt: skip
+    assert history[-1].summary == "duplicate of crack" and history[0].ids == ("test/tile/chip",)
+    assert [s.entry.text for s in store.list(version=v2) if s.entry.defect == "chip"] == ["A missing corner piece."]
+    created_at = store.list(version=v1)[0].created_at
+    assert store.list(version=v2)[0].created_at == created_at  # an edit keeps the creation time
+
+
+def test_restore_brings_a_version_back_as_a_new_version(store):
+    before = store.version
+    store.delete(["test/wood/stain"], author="ana")
+    restored = store.restore(before, author="ana")
+    assert restored > before + 1
+    assert store.get("test/wood/stain").entry.text.startswith("A red blotch")
+    assert store.changes()[-1].action == "restore"
+
+
+def test_tags_name_versions(store):
+    version = store.tag("release-1")
+    store.add([entry("tile", "chip")], author="ana")
+    assert store.tags() == {"release-1": version}
+    assert len(store.list(version=store.tags()["release-1"])) == len(SEED)
+    with pytest.raises(UserError, match="exists already"):
+        store.tag("release-1")
+    with pytest.raises(UserError, match="tag name"):
+        store.tag("bad name; drop")
+
+
+def _unchanged(store, action):
+    count, version, history = store.count(), store.version, len(store.changes())
+    with pytest.raises(UserError):
+        action()
+    assert (store.count(), store.version, len(store.changes())) == (count, version, history)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"text": "   "},
+        {"text": "x" * 8001},
+        {"text": "bell\x07 inside"},
+        {"title": ""},
+        {"category": " "},
+    ],
+)
+def test_invalid_edits_write_nothing(store, values):
+    _unchanged(store, lambda: store.update("test/wood/scratch", author="ana", **values))
+
+
+def test_refused_writes_leave_count_and_version_unchanged(store):
+    _unchanged(store, lambda: store.add([entry("wood", "scratch")], author="ana"))  # exists already
+    _unchanged(store, lambda: store.add([entry("tile", "x"), entry("tile", "x")], author="ana"))  # duplicate ids
+    _unchanged(store, lambda: store.add([entry("tile", "y")], author="  "))  # no author
+    _unchanged(store, lambda: store.delete(["test/wood/nope"], author="ana"))
+    _unchanged(store, lambda: store.update("test/wood/nope", author="ana", text="t"))
+    _unchanged(store, lambda: store.update("test/wood/scratch", author="ana", id="other"))
+    _unchanged(store, lambda: store.restore(999, author="ana"))
+
+
+@pytest.mark.parametrize("nasty", ["O'Brien", "x' OR '1'='1", "'; DROP TABLE knowledge; --", 'quote " inside'])
+def test_quotes_and_sql_like_text_match_exactly(store, nasty):
+    store.add([entry("tile", nasty, title=nasty, text=f"Text with {nasty}.")], author=nasty)
+    stored = store.get(f"test/tile/{nasty}".lower())
+    assert stored.entry.title == nasty
+    assert store.list(category=nasty) == []  # a filter value never widens the query
+    assert len(store.list(dataset="Test", category="tile")) == 3
+    store.delete([stored.entry.id], author=nasty)
+    assert store.count() == len(SEED)  # exactly one row went
+    assert store.changes()[-1].author == nasty
+
+
+def test_reopening_with_other_embedders_is_refused(tmp_path):
+    make_store(tmp_path / "kb")
+    with pytest.raises(UserError, match="re-embed"):
+        KnowledgeStore(tmp_path / "kb", FakeEmbedder(16))
+    assert KnowledgeStore(tmp_path / "kb", FakeEmbedder(32), make_store(tmp_path / "other").image_embedder).count()
