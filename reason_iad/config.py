@@ -104,9 +104,11 @@ class ReasoningConfig:
 class KnowledgeConfig:
     """Where the knowledge base lives and how much of it goes into a prompt."""
 
-    db_uri: str = ""  # empty: <data dir>/knowledge.lance; a folder or an object-store URI (s3://...)
+    db_uri: str = ""  # empty: <data dir>/knowledge; a folder or an object-store URI (s3://...)
     top_k: int = 3
     include_normal_entry: bool = True
+    text_embedder: str = "minilm"  # semantic text search (see knowledge/embedders.py for the specs)
+    image_embedder: str = ""  # image -> knowledge retrieval, e.g. "open_clip:ViT-B-32:/weights.safetensors"
 
     def __post_init__(self) -> None:
         if not 0 <= self.top_k <= 50:

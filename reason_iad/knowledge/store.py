@@ -22,7 +22,7 @@ from lancedb.expr import col, lit
 
 from reason_iad.errors import UserError
 from reason_iad.knowledge.embedders import Embedder
-from reason_iad.knowledge.entry import KnowledgeEntry
+from reason_iad.knowledge.entry import KnowledgeEntry, make_entry
 from reason_iad.knowledge.schema import (
     ENTRY_FIELDS,
     HISTORY_TABLE,
@@ -238,10 +238,7 @@ class KnowledgeStore:
         if "id" in changes:
             raise UserError("the id of an entry cannot change; add a new entry and delete the old one")
         current = self.get(entry_id).entry
-        try:
-            updated = KnowledgeEntry(**(current.model_dump() | changes))
-        except ValueError as err:
-            raise UserError(f"invalid entry {entry_id!r}: {err}") from err
+        updated = make_entry(**(current.model_dump() | changes))
         if updated == current:
             return self.version
         what = summary or f"edited {entry_id} ({', '.join(sorted(changes))})"

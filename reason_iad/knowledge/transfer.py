@@ -14,7 +14,13 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from reason_iad.errors import UserError
-from reason_iad.knowledge.entry import KnowledgeEntry, entry_id, split_mmad_text, to_domain_knowledge
+from reason_iad.knowledge.entry import (
+    KnowledgeEntry,
+    entry_id,
+    split_mmad_text,
+    to_domain_knowledge,
+    validation_message,
+)
 from reason_iad.knowledge.store import KnowledgeStore
 
 MAX_IMPORT_BYTES = 50 * 2**20
@@ -42,10 +48,8 @@ class ImportSummary:
 def _validated(where: str, values: dict, refused: list) -> KnowledgeEntry | None:
     try:
         return KnowledgeEntry(**values)
-    except (ValidationError, TypeError) as err:
-        reason = err.errors()[0] if isinstance(err, ValidationError) else {"msg": str(err)}
-        loc = ".".join(str(p) for p in reason.get("loc", ())) or "entry"
-        refused.append((where, f"{loc}: {reason['msg']}"))
+    except ValidationError as err:
+        refused.append((where, validation_message(err)))
         return None
 
 

@@ -1,0 +1,177 @@
+"""`reason-iad kb ...`: browse, search, curate, version and move the knowledge base from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from pathlib import Path
+
+from reason_iad.config import KnowledgeConfig
+from reason_iad.errors import UserError
+
+
+def register(subparsers) -> None:
+    """Add `kb` and its actions."""
+    parser = subparsers.add_parser("kb", help="curate the knowledge base (LanceDB)", description=__doc__)
+    parser.add_argument("--db", default="", help="database folder or object-store URI (default: the user data dir)")
+    parser.add_argument("--text-embedder", default="minilm", help="minilm (default), fake[:dim], ...")
+    parser.add_argument("--image-embedder", default="", help="e.g. open_clip:ViT-B-32:/path/weights.safetensors")
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
+    _add(actions, "list", "list entries", [("--dataset", {}), ("--category", {}), ("--version", {"type": int})])
+    _add(actions, "show", "show one entry", [("id", {})])
+    entry_fields = [("--dataset", {"required": True}), ("--category", {"required": True}),
+                    ("--defect", {"required": True, "help": "defect type, or 'good' for the normal appearance"}),
+                    ("--title", {"required": True}), ("--text", {}), ("--text-file", {}), ("--author", {})]  # fmt: skip
+    _add(actions, "add", "add an entry", entry_fields)
+    _add(actions, "edit", "edit an entry", [("id", {}), ("--title", {}), ("--text", {}), ("--text-file", {}),
+                                            ("--author", {}), ("--summary", {})])  # fmt: skip
+    _add(actions, "delete", "delete entries", [("ids", {"nargs": "+"}), ("--author", {}), ("--summary", {}),
+                                               ("--yes", {"action": "store_true", "help": "do not ask"})])  # fmt: skip
+    _add(actions, "search", "search titles and texts", [
+        ("query", {}), ("--mode", {"choices": ["fts", "semantic", "hybrid"], "default": "hybrid"}),
+        ("-k", {"type": int, "default": 10}), ("--dataset", {}), ("--category", {})])  # fmt: skip
+    partial = {"action": "store_true", "help": "write the valid entries even if some are refused"}
+    _add(actions, "import", "import MMAD domain_knowledge.json or JSONL",
+         [("file", {}), ("--author", {}), ("--partial", partial)])  # fmt: skip
+    _add(actions, "export", "export as JSONL or MMAD domain_knowledge.json", [
+        ("file", {}), ("--format", {"choices": ["jsonl", "mmad"]}), ("--version", {"type": int})])  # fmt: skip
+    _add(actions, "versions", "the change history", [])
+    _add(actions, "restore", "make an earlier version the latest", [("version", {"type": int}), ("--author", {})])
+    _add(actions, "tag", "name a version (no name: list tags)",
+         [("name", {"nargs": "?"}), ("--version", {"type": int})])  # fmt: skip
+
+
+def _add(actions, name: str, help_text: str, arguments: list) -> None:
+    parser = actions.add_parser(name, help=help_text)
+    for flag, options in arguments:
+        parser.add_argument(flag, **options)
+    parser.set_defaults(handler=run, action=name)
+
+
+def _author(args) -> str:
+    return (getattr(args, "author", None) or getpass.getuser() or "unknown").strip()
+
+
+def _text(args) -> str | None:
+    if getattr(args, "text_file", None):
+        try:
+            return Path(args.text_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise UserError(f"cannot read {args.text_file}: {err}") from err
+    return args.text
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of every `kb` action."""
+    from reason_iad.knowledge import open_store
+
+    store = open_store(KnowledgeConfig(db_uri=args.db, text_embedder=args.text_embedder,
+                                       image_embedder=args.image_embedder))  # fmt: skip
+    return HANDLERS[args.action](store, args)
+
+
+def _print_entries(stored) -> None:
+    for s in stored:
+        e = s.entry
+        print(f"{e.id:<45} {e.title[:40]:<40} {len(e.text):>5} chars  updated {s.updated_at[:19]}")
+    print(f"({len(stored)} entries)")
+
+
+def _list(store, args) -> int:
+    _print_entries(store.list(args.dataset, args.category, args.version))
+    return 0
+
+
+def _show(store, args) -> int:
+    stored = store.get(args.id)
+    e = stored.entry
+    print(f"id        {e.id}\ndataset   {e.dataset}\ncategory  {e.category}\ndefect    {e.defect}\n"
+          f"title     {e.title}\nsource    {e.source}\nauthor    {e.author}\ncreated   {stored.created_at}\n"
+          f"updated   {stored.updated_at}\n\n{e.text}")  # fmt: skip
+    return 0
+
+
+def _add_entry(store, args) -> int:
+    from reason_iad.knowledge.entry import entry_id, make_entry
+
+    text = _text(args)
+    if text is None:
+        raise UserError("give the entry text with --text or --text-file")
+    entry = make_entry(id=entry_id(args.dataset, args.category, args.defect), dataset=args.dataset,
+                       category=args.category, defect=args.defect, title=args.title, text=text,
+                       source="curated", author=_author(args))  # fmt: skip
+    print(f"added {entry.id}: version {store.add([entry], _author(args))}")
+    return 0
+
+
+def _edit(store, args) -> int:
+    changes = {k: v for k, v in (("title", args.title), ("text", _text(args))) if v is not None}
+    if not changes:
+        raise UserError("nothing to change: give --title, --text or --text-file")
+    print(f"edited {args.id}: version {store.update(args.id, _author(args), args.summary or '', **changes)}")
+    return 0
+
+
+def _delete(store, args) -> int:
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UserError("deleting needs confirmation: pass --yes")
+        if input(f"delete {', '.join(args.ids)}? [y/N] ").strip().lower() != "y":
+            print("nothing deleted")
+            return 1
+    print(f"deleted {len(args.ids)}: version {store.delete(args.ids, _author(args), args.summary or '')}")
+    return 0
+
+
+def _search(store, args) -> int:
+    from reason_iad.knowledge.search import search
+
+    for hit in search(store, args.query, args.mode, args.k, args.dataset, args.category):
+        print(f"{hit.score:8.4f}  {hit.entry.id:<45} {hit.entry.title}")
+    return 0
+
+
+def _import(store, args) -> int:
+    from tqdm import tqdm
+
+    from reason_iad.knowledge.transfer import import_entries, read_import_file
+
+    entries, refused = read_import_file(args.file, _author(args))
+    with tqdm(total=len(entries), desc="importing", unit="entry", file=sys.stderr, disable=None) as bar:
+        summary = import_entries(store, entries, refused, _author(args), args.partial, progress=bar.update)
+    print(summary.describe())
+    return 0 if summary.version or not summary.refused else 2
+
+
+def _export(store, args) -> int:
+    from reason_iad.knowledge.transfer import export_domain_knowledge, export_jsonl
+
+    kind = args.format or ("jsonl" if args.file.endswith(".jsonl") else "mmad")
+    count = (export_jsonl if kind == "jsonl" else export_domain_knowledge)(store, args.file, args.version)
+    print(f"exported {count} entries to {args.file} ({kind})")
+    return 0
+
+
+def _versions(store, args) -> int:
+    for change in store.changes():
+        print(f"v{change.version:<5} {change.timestamp[:19]}  {change.author:<16} {change.action:<8} {change.summary}")
+    return 0
+
+
+def _restore(store, args) -> int:
+    print(f"restored version {args.version}: now version {store.restore(args.version, _author(args))}")
+    return 0
+
+
+def _tag(store, args) -> int:
+    if args.name is None:
+        for name, version in sorted(store.tags().items()):
+            print(f"{name:<30} v{version}")
+        return 0
+    print(f"tagged version {store.tag(args.name, args.version)} as {args.name}")
+    return 0
+
+
+HANDLERS = {"list": _list, "show": _show, "add": _add_entry, "edit": _edit, "delete": _delete, "search": _search,
+            "import": _import, "export": _export, "versions": _versions, "restore": _restore, "tag": _tag}  # fmt: skip
