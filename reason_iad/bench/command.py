@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from reason_iad.errors import UserError
+
 
 def register(subparsers) -> None:
     """Add the `bench` subcommand and its targets."""
@@ -36,7 +38,58 @@ def register(subparsers) -> None:
     latent.add_argument("--repeats", type=_positive, default=5)
     latent.add_argument("--threads", type=_positive, default=1, help="torch CPU threads (default 1)")
     latent.set_defaults(handler=run_latent)
+    _register_kb(targets)
+    _register_eval(targets)
 
+
+def _register_kb(targets) -> None:
+    kb = targets.add_parser(
+        "kb", help="knowledge search latency at 1k/10k/100k entries, flat and indexed",
+        description="Search latency (median, p95) of category-scoped semantic searches and full-text searches.",
+    )  # fmt: skip
+    kb.add_argument("--sizes", default="1000,10000,100000", help="comma-separated table sizes")
+    kb.add_argument("--queries", type=_positive, default=50)
+    kb.set_defaults(handler=run_kb)
+
+
+def run_kb(args) -> int:
+    """Handler of `bench kb`."""
+    from reason_iad.bench.kb_bench import format_kb_bench, run_kb_bench
+
+    try:
+        sizes = tuple(int(s) for s in args.sizes.split(","))
+    except ValueError as err:
+        raise UserError(f"--sizes must be comma-separated integers, got {args.sizes!r}") from err
+    if not all(100 <= s <= 2_000_000 for s in sizes):
+        raise UserError("each size must be between 100 and 2,000,000")
+    print(format_kb_bench(run_kb_bench(sizes, queries=args.queries)))
+    return 0
+
+
+def _register_eval(targets) -> None:
+    evaluation = targets.add_parser(
+        "eval", help="evaluation questions/s: one process vs Ray workers on the same synthetic subset",
+        description="Generate a small SynthIAD subset in a temporary folder, answer it in one process and then with "
+        "--workers Ray workers (local cluster), and print both questions/s, their ratio and whether the answers "
+        "are identical.",
+    )  # fmt: skip
+    evaluation.add_argument("--model", default="embedded", help="'embedded' (tiny random stand-in), a folder, a hub id")
+    evaluation.add_argument("--per-category", type=_positive, default=1, help="SynthIAD images per category and class")
+    evaluation.add_argument("--steps", type=_positive, default=2, help="latent reasoning steps per question")
+    evaluation.add_argument("--workers", type=_positive, default=2)
+    evaluation.add_argument("--threads", type=_positive, default=1, help="torch CPU threads per process (default 1)")
+    evaluation.add_argument("--max-new-tokens", type=_positive, default=16, help="reply length per question")
+    evaluation.set_defaults(handler=run_eval)
+
+
+def run_eval(args) -> int:
+    """Handler of `bench eval`."""
+    from reason_iad.bench.eval_bench import run_eval_bench
+
+    result = run_eval_bench(model=args.model, per_category=args.per_category, steps=args.steps, workers=args.workers,
+                            threads=args.threads, max_new_tokens=args.max_new_tokens)  # fmt: skip
+    print(result.report())
+    return 0
 
 def _model_arguments(parser) -> None:
     parser.add_argument(

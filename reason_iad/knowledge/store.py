@@ -110,9 +110,11 @@ class KnowledgeStore:
                 version=table.version, timestamp=_now(), author="seed", action="seed",
                 summary=f"seeded {len(seed)} entries from the project's knowledge files", ids=json.dumps([]),
             )])  # fmt: skip
-        from lancedb.index import FTS
+        from lancedb.index import FTS, Bitmap
 
         table.create_index("body", config=FTS(), replace=True)
+        for name in ("dataset", "category"):  # scoped searches prefilter on these
+            table.create_index(name, config=Bitmap(), replace=True)
 
     def _check_embedders(self) -> None:
         stored = {row["key"]: row["value"] for row in self.meta.search().to_list()}
