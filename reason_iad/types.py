@@ -34,6 +34,16 @@ class ReasoningStep:
 
 
 @dataclass(frozen=True)
+class UsedKnowledge:
+    """A knowledge entry that went into the prompt, and why."""
+
+    id: str
+    title: str
+    score: float
+    pinned: bool  # chosen by the user rather than retrieved
+
+
+@dataclass(frozen=True)
 class Timings:
     """Where an inspection spent its time, in milliseconds."""
 
@@ -60,6 +70,9 @@ class Inspection:
     attention_map: tuple[tuple[float, ...], ...]  # latent -> query-image attention on the token grid (rows)
     timings: Timings
     config: dict = field(default_factory=dict)
+    knowledge: tuple[UsedKnowledge, ...] = ()
+    knowledge_version: int | None = None  # the knowledge-base version the entries were read at
+    template: str = ""  # where the one-shot template came from ("", "given", or an exemplar id)
 
     def to_json(self) -> str:
         """The whole inspection, steps included, as JSON."""

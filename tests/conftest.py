@@ -8,6 +8,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if "REASON_IAD_DATA_DIR" not in os.environ:  # never write a knowledge base into the user's home from tests
+    import tempfile
+
+    os.environ["REASON_IAD_DATA_DIR"] = tempfile.mkdtemp(prefix="reason-iad-test-data-")
 
 try:  # two threads beside another busy process slow small steps 15-60x (reference/environment.md)
     import torch

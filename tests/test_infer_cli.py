@@ -9,11 +9,20 @@ BOTTLE = sorted(p for p in (EXAMPLES_DIR / "bottle").glob("*.png") if not p.name
 
 
 def test_infer_prints_answer_probabilities_patches_and_timings(capsys):
-    assert main(["infer", str(BOTTLE), "--steps", "2", "--latents", "2"]) == 0
+    assert main(["infer", str(BOTTLE), "--mode", "latent", "--steps", "2", "--latents", "2"]) == 0
     out = capsys.readouterr().out
     assert "untrained random-weight" in out  # the stand-in says what it is
     for label in ("answer", "options", "rationale", "steps", "timings"):
         assert f"\n{label}" in "\n" + out
+
+
+def test_infer_retrieves_from_the_knowledge_base_and_picks_a_template(capsys, tmp_path):
+    argv = ["infer", str(BOTTLE), "--db", str(tmp_path / "kb"), "--category", "bottle", "--dataset", "SynthIAD",
+            "--auto-template", "--steps", "1", "--latents", "1"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "knowledge synthiad/bottle/" in out and "synthiad/bottle/good" in out
+    assert "template  synthiad/bottle/" in out
 
 
 def test_infer_json_has_the_whole_inspection(capsys, tmp_path):

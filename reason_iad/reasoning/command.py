@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from reason_iad.config import MODES, BackendConfig, ReasoningConfig
+from reason_iad.config import MODES, AppConfig, BackendConfig, KnowledgeConfig, ReasoningConfig
 from reason_iad.errors import UserError
 
 
@@ -23,9 +23,13 @@ def register(subparsers) -> None:
     parser.add_argument("--question", help="the question text (needs at least two --option)")
     parser.add_argument("--option", action="append", default=[], metavar="A=TEXT", help="an option, e.g. A=Yes.")
     parser.add_argument("--mode", choices=MODES, default="full")
+    parser.add_argument("--dataset", help="the dataset the category belongs to (scopes retrieval and templates)")
     parser.add_argument(
-        "--knowledge", metavar="FILE", help="JSON: a list of texts or of {title, text}, or MMAD's domain_knowledge.json"
+        "--knowledge", metavar="FILE", help="JSON texts, {title, text} objects or MMAD domain_knowledge.json"
     )
+    parser.add_argument("--db", default="", help="knowledge base folder/URI (default: in the user data dir)")
+    parser.add_argument("--auto-template", action="store_true",
+                        help="use the category's nearest normal exemplar as the one-shot template")  # fmt: skip
     parser.add_argument("--model", default="embedded", help="'embedded', a local folder or a Hugging Face id")
     parser.add_argument("--quantization", choices=["none", "4bit", "8bit"], default="none")
     parser.add_argument("--device", default="auto")
@@ -90,21 +94,28 @@ def _mmad_category_texts(data: dict, category: str | None, path: str) -> list[st
 
 
 def run(args: argparse.Namespace) -> int:
-    """Handler of `infer`."""
-    from reason_iad.backends import load_backend
+    """Handler of `infer`: knowledge from --knowledge FILE, else retrieved from the knowledge base."""
     from reason_iad.images import load_image
-    from reason_iad.reasoning.engine import InspectionRequest, Reasoner
+    from reason_iad.pipeline import Pipeline
     from reason_iad.reasoning.report import format_inspection
 
     question = parse_question(args.question, args.option)
-    config = ReasoningConfig(mode=args.mode, num_steps=args.steps, num_latent_tokens=args.latents,
-                             readout=args.readout, seed=args.seed)  # fmt: skip
-    request = InspectionRequest(
-        image=load_image(args.image, "image"), question=question,
-        template=load_image(args.template, "template") if args.template else None,
-        category=args.category, knowledge=read_knowledge(args.knowledge, args.category),
-    )  # fmt: skip
-    backend = load_backend(BackendConfig(model=args.model, quantization=args.quantization, device=args.device))
-    inspection = Reasoner(backend, config).run(request)
+    reasoning = ReasoningConfig(mode=args.mode, num_steps=args.steps, num_latent_tokens=args.latents,
+                                readout=args.readout, seed=args.seed)  # fmt: skip
+    image = load_image(args.image, "image")
+    template = load_image(args.template, "template") if args.template else None
+    file_knowledge = read_knowledge(args.knowledge, args.category)
+    backend = BackendConfig(model=args.model, quantization=args.quantization, device=args.device)
+    use_store = reasoning.uses_knowledge and args.knowledge is None or args.auto_template
+    config = AppConfig(backend=backend, reasoning=reasoning, knowledge=KnowledgeConfig(db_uri=args.db))
+    pipeline = Pipeline.load(config, with_knowledge=use_store)
+    if args.knowledge is not None:
+        from reason_iad.reasoning.engine import InspectionRequest, Reasoner
+
+        request = InspectionRequest(image, question, template, args.category, file_knowledge)
+        inspection = Reasoner(pipeline.backend, reasoning).run(request)
+    else:
+        inspection = pipeline.inspect(image, question=question, category=args.category, dataset=args.dataset,
+                                      template=template, auto_template=args.auto_template)  # fmt: skip
     print(inspection.to_json() if args.json else format_inspection(inspection))
     return 0

@@ -15,6 +15,11 @@ def format_inspection(inspection: Inspection) -> str:
         "options   " + "  ".join(f"{k}={v:.3f}" for k, v in inspection.option_probs.items()),
         f"rationale {inspection.rationale or '(empty)'}",
     ]
+    if inspection.knowledge:
+        version = f" (knowledge version {inspection.knowledge_version})" if inspection.knowledge_version else ""
+        lines.append("knowledge " + "; ".join(f"{k.id} {k.score:.3f}" for k in inspection.knowledge) + version)
+    if inspection.template:
+        lines.append(f"template  {inspection.template}")
     if inspection.steps:
         rewards = ", ".join(f"{s.reward:.4f}" for s in inspection.steps)
         lines.append(f"steps     {len(inspection.steps)} (best {inspection.best_step}); rewards {rewards}")
