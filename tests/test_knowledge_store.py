@@ -101,3 +101,19 @@ def test_reopening_with_other_embedders_is_refused(tmp_path):
     with pytest.raises(UserError, match="re-embed"):
         KnowledgeStore(tmp_path / "kb", FakeEmbedder(16))
     assert KnowledgeStore(tmp_path / "kb", FakeEmbedder(32), make_store(tmp_path / "other").image_embedder).count()
+
+
+def test_reembed_switches_embedders_keeps_entries_and_refuses_cross_schema_restore(tmp_path):
+    from reason_iad.knowledge.reembed import reembed
+
+    store = make_store(tmp_path / "kb")
+    before = store.version
+    store.update("test/wood/scratch", author="ana", text="Edited before the switch.")
+    switched = reembed(str(tmp_path / "kb"), FakeEmbedder(48), None, author="ana")
+    assert switched.text_embedder.dim == 48 and switched.count() == len(SEED)
+    assert switched.get("test/wood/scratch").entry.text == "Edited before the switch."
+    assert switched.changes()[-1].action == "reembed"
+    with pytest.raises(UserError, match="other embedders"):
+        switched.restore(before, author="ana")
+    with pytest.raises(UserError, match="re-embed"):
+        make_store(tmp_path / "kb")  # the old embedders no longer match

@@ -37,6 +37,8 @@ def register(subparsers) -> None:
     _add(actions, "export", "export as JSONL or MMAD domain_knowledge.json", [
         ("file", {}), ("--format", {"choices": ["jsonl", "mmad"]}), ("--version", {"type": int})])  # fmt: skip
     _add(actions, "versions", "the change history", [])
+    _add(actions, "reembed", "recompute all vectors with the given --text-embedder/--image-embedder",
+         [("--author", {})])  # fmt: skip
     _add(actions, "restore", "make an earlier version the latest", [("version", {"type": int}), ("--author", {})])
     _add(actions, "tag", "name a version (no name: list tags)",
          [("name", {"nargs": "?"}), ("--version", {"type": int})])  # fmt: skip
@@ -66,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     """Handler of every `kb` action."""
     from reason_iad.knowledge import open_store
 
+    if args.action == "reembed":
+        return _reembed(args)
     store = open_store(KnowledgeConfig(db_uri=args.db, text_embedder=args.text_embedder,
                                        image_embedder=args.image_embedder))  # fmt: skip
     return HANDLERS[args.action](store, args)
@@ -170,6 +174,26 @@ def _tag(store, args) -> int:
             print(f"{name:<30} v{version}")
         return 0
     print(f"tagged version {store.tag(args.name, args.version)} as {args.name}")
+    return 0
+
+
+def _reembed(args) -> int:
+    from tqdm import tqdm
+
+    from reason_iad.knowledge import default_db_uri
+    from reason_iad.knowledge.embedders import make_embedder
+    from reason_iad.knowledge.reembed import reembed
+    from reason_iad.knowledge.schema import KNOWLEDGE_TABLE
+
+    uri = args.db or default_db_uri()
+    import lancedb
+
+    if KNOWLEDGE_TABLE not in lancedb.connect(uri).list_tables().tables:
+        raise UserError(f"no knowledge base at {uri}")
+    image = make_embedder(args.image_embedder) if args.image_embedder else None
+    with tqdm(desc="re-embedding", unit="entry", file=sys.stderr, disable=None) as bar:
+        store = reembed(uri, make_embedder(args.text_embedder), image, _author(args), progress=bar.update)
+    print(f"re-embedded {store.count()} entries: version {store.version}")
     return 0
 
 

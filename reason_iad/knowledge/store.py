@@ -270,7 +270,11 @@ class KnowledgeStore:
         """Make `version` the latest again (as a new version; nothing is lost)."""
 
         def apply(table) -> None:
+            latest = table.schema
             self._checkout(table, version)
+            if table.schema != latest:
+                table.checkout_latest()
+                raise UserError(f"version {version} was embedded with other embedders; it cannot be restored")
             table.restore()
 
         return self.write(author, "restore", f"restored version {version}", [], apply)
