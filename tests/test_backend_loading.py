@@ -5,8 +5,8 @@ import time
 
 import pytest
 import torch
-from backend_helpers import two_image_messages
 
+from backend_helpers import two_image_messages
 from reason_iad.backends.loading import load_backend
 from reason_iad.config import BackendConfig
 from reason_iad.errors import UserError

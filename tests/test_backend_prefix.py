@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-from backend_helpers import full_sequence_logits, two_image_messages
 
+from backend_helpers import full_sequence_logits, two_image_messages
 from reason_iad.backends.tiny import FAMILIES
 
 

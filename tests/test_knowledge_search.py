@@ -1,6 +1,6 @@
 import pytest
-from knowledge_helpers import make_store, solid
 
+from knowledge_helpers import make_store, solid
 from reason_iad.errors import UserError
 from reason_iad.knowledge.search import retrieve, search, search_by_image
 

@@ -1,6 +1,6 @@
 import pytest
-from knowledge_helpers import SEED, entry, make_store
 
+from knowledge_helpers import SEED, entry, make_store
 from reason_iad.errors import UserError
 from reason_iad.knowledge.embedders import FakeEmbedder
 from reason_iad.knowledge.store import KnowledgeStore

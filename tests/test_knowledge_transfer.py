@@ -1,8 +1,8 @@
 import json
 
 import pytest
-from knowledge_helpers import SEED, make_store
 
+from knowledge_helpers import SEED, make_store
 from reason_iad.errors import UserError
 from reason_iad.knowledge.transfer import export_domain_knowledge, export_jsonl, import_entries, read_import_file
 
