@@ -7,6 +7,7 @@ every flag has an environment variable (in brackets in the help) so a Space can 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -35,6 +36,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="[REASON_IAD_QUANTIZATION]",
     )
     parser.add_argument("--device", default=env("REASON_IAD_DEVICE", "auto"), help="auto/cpu/cuda [REASON_IAD_DEVICE]")
+    parser.add_argument("--db", default=env("REASON_IAD_DB", ""), help="knowledge base folder or URI [REASON_IAD_DB]")
+    parser.add_argument(
+        "--auth", default=env("REASON_IAD_AUTH", ""),
+        help="user:password[,user:password...]: require login; only logged-in users may write [REASON_IAD_AUTH]",
+    )  # fmt: skip
+    parser.add_argument(
+        "--curators", default=env("REASON_IAD_CURATORS", ""),
+        help="comma-separated user names allowed to change knowledge (e.g. with Hugging Face OAuth) "
+        "[REASON_IAD_CURATORS]",
+    )  # fmt: skip
     parser.add_argument("--config", help="a JSON file written by AppConfig.to_json(); flags given override it")
     parser.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
     return parser.parse_args(argv)
@@ -47,20 +58,39 @@ def config_from_args(args: argparse.Namespace) -> AppConfig:
         model=args.model, quantization=args.quantization, device=args.device, dtype=base.backend.dtype
     )
     studio = StudioConfig(host=args.host, port=args.port, share=args.share)
-    return AppConfig(backend=backend, reasoning=base.reasoning, knowledge=base.knowledge, studio=studio)
+    knowledge = dataclasses.replace(base.knowledge, db_uri=args.db or base.knowledge.db_uri)
+    return AppConfig(backend=backend, reasoning=base.reasoning, knowledge=knowledge, studio=studio)
+
+
+def parse_auth(text: str) -> list[tuple[str, str]]:
+    """`user:pass,user2:pass2` -> [(user, pass), ...]; malformed pairs are refused."""
+    pairs = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        user, sep, password = item.partition(":")
+        if not sep or not user or not password:
+            raise UserError("--auth takes user:password pairs separated by commas")
+        pairs.append((user, password))
+    return pairs
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Build and launch the studio; bad flags or config print one line and return 2."""
     try:
-        config = config_from_args(parse_args(argv))
+        args = parse_args(argv)
+        config = config_from_args(args)
+        auth = parse_auth(args.auth)
+        print(f"Loading {config.backend.model} and the knowledge base...", file=sys.stderr, flush=True)
+        from reason_iad.pipeline import Pipeline
+
+        pipeline = Pipeline.load(config)
     except (UserError, OSError) as err:
         print(f"app.py: error: {err}", file=sys.stderr)
         return 2
     from demo.studio import build_studio, launch_options
 
-    studio = build_studio(config)
-    studio.queue(default_concurrency_limit=1).launch(**launch_options(config))
+    curators = {name.strip() for name in args.curators.split(",") if name.strip()}
+    studio = build_studio(config, pipeline, curators=curators, auth_required=bool(auth))
+    studio.queue(default_concurrency_limit=4).launch(**launch_options(config, auth))
     return 0
 
 

@@ -1,0 +1,218 @@
+"""Event handlers of the studio: validate input, call the library facade (`Pipeline`), return plain values.
+
+Handlers raise `UserError` for bad input; `studio.py` turns that into a Gradio error message (never a
+traceback). Write actions check the curator server-side when authentication is configured.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from PIL import Image
+
+from demo import render
+from demo.gallery import GalleryItem
+from reason_iad.config import MODES, ReasoningConfig
+from reason_iad.errors import UserError
+from reason_iad.images import normalise_image
+from reason_iad.reasoning.prompt import Question
+from reason_iad.types import Inspection, ReasoningStep
+
+ANY_CATEGORY = "auto-detect"
+
+
+@dataclass(frozen=True)
+class ReasoningSettings:
+    """The studio's reasoning controls."""
+
+    mode: str = "full"
+    num_latent_tokens: int = 4
+    num_steps: int = 15
+    patches_per_step: int = 2
+    answer_reward_weight: float = 1.0
+    latent_reward_weight: float = 0.5
+    readout: str = "letter"
+
+    def to_config(self, base: ReasoningConfig) -> ReasoningConfig:
+        """These settings over the app's defaults (validated by `ReasoningConfig`)."""
+        if self.mode not in MODES:
+            raise UserError(f"mode must be one of {MODES}")
+        return dataclasses.replace(
+            base, mode=self.mode, num_latent_tokens=int(self.num_latent_tokens), num_steps=int(self.num_steps),
+            patches_per_step=int(self.patches_per_step), answer_reward_weight=float(self.answer_reward_weight),
+            latent_reward_weight=float(self.latent_reward_weight), readout=self.readout,
+        )  # fmt: skip
+
+
+def parse_question(text: str, options_text: str) -> Question:
+    """A question typed in the studio: options one per line, `A. text` (letters optional, assigned in order)."""
+    if not (text or "").strip():
+        return Question.anomaly()
+    lines = [line.strip() for line in (options_text or "").splitlines() if line.strip()]
+    options = []
+    for index, line in enumerate(lines):
+        letter = chr(ord("A") + index)
+        body = line[2:].strip() if len(line) > 2 and line[0].upper() == letter and line[1] in ".):" else line
+        options.append((letter, body))
+    return Question(text.strip(), tuple(options))
+
+
+def category_choices(pairs: Sequence[tuple[str, str]]) -> list[str]:
+    """Dropdown labels `dataset / category`, with auto-detection first."""
+    return [ANY_CATEGORY] + [f"{d} / {c}" for d, c in pairs]
+
+
+def split_category(choice: str | None) -> tuple[str | None, str | None]:
+    """(dataset, category) from a dropdown label; (None, None) for auto-detect."""
+    if not choice or choice == ANY_CATEGORY:
+        return None, None
+    dataset, _, category = choice.partition(" / ")
+    return dataset.strip(), category.strip()
+
+
+class StudioHandlers:
+    """The studio's actions over one loaded `Pipeline`."""
+
+    def __init__(self, pipeline, gallery: list[GalleryItem], curators: set[str] | None = None,
+                 auth_required: bool = False) -> None:  # fmt: skip
+        self.pipeline, self.gallery = pipeline, gallery
+        self.curators = curators or set()
+        self.auth_required = auth_required or bool(self.curators)
+
+    # ------------------------------------------------------------------ access
+    def curator(self, username: str | None) -> str:
+        """The author of a write: the logged-in curator when auth is configured (checked here, server-side)."""
+        if not self.auth_required:
+            return (username or os.environ.get("REASON_IAD_AUTHOR") or "studio").strip()
+        if not username:
+            raise UserError("log in as a curator to change the knowledge base")
+        if self.curators and username not in self.curators:
+            raise UserError(f"{username} is not on the curator list; read-only access")
+        return username
+
+    # ------------------------------------------------------------------ inspect
+    def detect_category(self, image: Image.Image | None, choice: str | None) -> tuple[str | None, str | None]:
+        """The chosen category, or the nearest exemplar's category when auto-detecting."""
+        dataset, category = split_category(choice)
+        if category or image is None or self.pipeline.exemplars is None:
+            return dataset, category
+        nearest = self.pipeline.exemplars.nearest_any(normalise_image(image))
+        return (nearest.dataset, nearest.category) if nearest else (None, None)
+
+    def preview_knowledge(self, image, choice) -> tuple[list[str], list[str], str]:
+        """(choices, selected, note) for the knowledge pin list before a run."""
+        if image is None or self.pipeline.store is None:
+            return [], [], "Upload an image to see the knowledge that will be retrieved."
+        dataset, category = self.detect_category(image, choice)
+        if category is None:
+            return [], [], "No category: choose one (auto-detection needs normal exemplars)."
+        from reason_iad.knowledge.search import retrieve
+
+        knowledge = self.pipeline.config.knowledge
+        retrieval = retrieve(self.pipeline.store, normalise_image(image), category, dataset, knowledge.top_k,
+                             knowledge.include_normal_entry, Question.anomaly().text)  # fmt: skip
+        labels = [f"{h.entry.id} — {h.entry.title} ({h.score:.3f})" for h in retrieval.hits]
+        note = f"Category **{dataset} / {category}** · retrieved by {retrieval.method} · knowledge version " \
+               f"{retrieval.version}"  # fmt: skip
+        return labels, labels, note
+
+    def inspect(self, image, choice: str | None, question: str, options: str, settings: ReasoningSettings,
+                template=None, auto_template: bool = True, pinned: Sequence[str] | None = None,
+                ) -> Iterator[tuple[list[ReasoningStep], Inspection | None]]:  # fmt: skip
+        """Stream (steps so far, final inspection or None) for one run."""
+        if image is None:
+            raise UserError("upload an image or pick one from the gallery first")
+        query = normalise_image(image)
+        config = settings.to_config(self.pipeline.config.reasoning)
+        dataset, category = self.detect_category(query, choice)
+        pinned_ids = [label.split(" — ")[0] for label in pinned] if pinned is not None else None
+        steps: list[ReasoningStep] = []
+        stream = self.pipeline.inspect_stream(
+            query, question=parse_question(question, options), category=category, dataset=dataset,
+            template=normalise_image(template) if template is not None else None, auto_template=auto_template,
+            reasoning=config, pinned=pinned_ids if pinned_ids else None,
+        )  # fmt: skip
+        for item in stream:
+            if isinstance(item, ReasoningStep):
+                steps.append(item)
+                yield list(steps), None
+            else:
+                yield list(steps), item
+
+    # ------------------------------------------------------------------ knowledge
+    def list_entries(self, dataset: str | None, category: str | None) -> list[list]:
+        """Table rows of the knowledge entries in scope."""
+        store = self._store()
+        return [[s.entry.id, s.entry.dataset, s.entry.category, s.entry.defect, s.entry.title, s.updated_at[:19]]
+                for s in store.list(dataset or None, category or None)]  # fmt: skip
+
+    def search(self, query: str, mode: str, category: str | None) -> list[list]:
+        """Search rows (score, id, title)."""
+        from reason_iad.knowledge.search import search
+
+        hits = search(self._store(), query, mode, 20, category=category or None)
+        return [[round(h.score, 4), h.entry.id, h.entry.title] for h in hits]
+
+    def save_entry(self, entry_id: str, title: str, text: str, username: str | None) -> str:
+        """Edit one entry; returns a status line naming the new version."""
+        author = self.curator(username)
+        version = self._store().update(entry_id, author, title=title, text=text)
+        return f"Saved {entry_id} as version {version} (by {author}). The next inspection uses it."
+
+    def add_entry(
+        self, dataset: str, category: str, defect: str, title: str, text: str, username: str | None
+    ) -> str:
+        """Add an entry; returns a status line."""
+        from reason_iad.knowledge.entry import entry_id, make_entry
+
+        author = self.curator(username)
+        entry = make_entry(id=entry_id(dataset or "", category or "", defect or ""), dataset=dataset or "",
+                           category=category or "", defect=defect or "", title=title or "", text=text or "",
+                           source="curated", author=author)  # fmt: skip
+        return f"Added {entry.id} as version {self._store().add([entry], author)}."
+
+    def delete_entry(self, entry_id: str, confirmed: bool, username: str | None) -> str:
+        """Delete an entry after confirmation; returns a status line."""
+        author = self.curator(username)
+        if not confirmed:
+            raise UserError("tick 'confirm delete' first")
+        return f"Deleted {entry_id}: version {self._store().delete([entry_id], author)} (restorable)."
+
+    def history(self) -> list[list]:
+        """Version history rows, newest first."""
+        changes = reversed(self._store().changes())
+        return [[c.version, c.timestamp[:19], c.author, c.action, c.summary] for c in changes]
+
+    def restore(self, version: float | None, username: str | None) -> str:
+        """Restore a version (as a new version)."""
+        author = self.curator(username)
+        if version is None:
+            raise UserError("choose a version to restore")
+        return f"Restored version {int(version)}: now version {self._store().restore(int(version), author)}."
+
+    def diff(self, old: float | None, new: float | None) -> str:
+        """A unified diff of the entries between two versions."""
+        if old is None or new is None:
+            raise UserError("choose two versions")
+        store = self._store()
+
+        def lines(version: int) -> list[str]:
+            return [f"{s.entry.id}: {s.entry.title} | {s.entry.text}\n" for s in store.list(version=int(version))]
+
+        diff = difflib.unified_diff(lines(int(old)), lines(int(new)), f"version {int(old)}", f"version {int(new)}")
+        return "".join(diff) or "No differences."
+
+    def _store(self):
+        if self.pipeline.store is None:
+            raise UserError("no knowledge base is loaded")
+        return self.pipeline.store
+
+    def render_step(self, image: Image.Image, steps: list[ReasoningStep], num_steps: int) -> tuple:
+        """(reasoning figure, image with patches, answer figure) for the latest streamed step."""
+        last = steps[-1]
+        return (render.reasoning_figure(steps, num_steps), render.draw_patches(image, last.injected, last.new_patches),
+                render.answer_figure(last.option_probs))  # fmt: skip

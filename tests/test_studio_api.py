@@ -1,0 +1,64 @@
+"""The studio on 127.0.0.1, driven through its public API with gradio_client (no browser)."""
+
+import socket
+
+import pytest
+from gradio_client import Client, handle_file
+
+from demo.gallery import load_gallery
+from demo.studio import build_studio, launch_options
+from knowledge_helpers import make_store
+from reason_iad.config import AppConfig, ReasoningConfig, StudioConfig
+from reason_iad.knowledge.embedders import ThumbnailEmbedder
+from reason_iad.knowledge.exemplars import ExemplarStore, seed_exemplars
+from reason_iad.paths import EXAMPLES_DIR
+from reason_iad.pipeline import Pipeline
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def studio_url(tiny_backends, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("studio-kb")
+    exemplars = ExemplarStore(folder, ThumbnailEmbedder())
+    seed_exemplars(exemplars, EXAMPLES_DIR)
+    config = AppConfig(reasoning=ReasoningConfig(num_latent_tokens=2, num_steps=2),
+                       studio=StudioConfig(port=_free_port()))  # fmt: skip
+    pipeline = Pipeline(tiny_backends["qwen2_5_vl"], config, make_store(folder), exemplars)
+    studio = build_studio(config, pipeline, examples=load_gallery(EXAMPLES_DIR))
+    studio.queue().launch(**launch_options(config) | {"prevent_thread_lock": True, "quiet": True})
+    yield f"http://127.0.0.1:{config.studio.port}/"
+    studio.close()
+
+
+def test_public_endpoints_are_exactly_the_documented_ones(studio_url):
+    api = Client(studio_url, verbose=False).view_api(return_format="dict", print_info=False)
+    assert set(api["named_endpoints"]) == {"/inspect", "/search_knowledge", "/add_knowledge"}
+
+
+def test_inspect_streams_steps_and_returns_the_answer(studio_url):
+    client = Client(studio_url, verbose=False)
+    image = sorted(p for p in (EXAMPLES_DIR / "wood").glob("*.png") if "_mask" not in p.name)[0]
+    job = client.submit(handle_file(str(image)), "Test / wood", "", "", None, True, "full", 2, 2, 2, 1.0, 0.5,
+                        "letter", [], api_name="/inspect")  # fmt: skip
+    outputs = [update for update in job]
+    final = job.outputs()[-1]
+    assert len(outputs) >= 1
+    answer_markdown = final[5]
+    assert "### Answer:" in answer_markdown and "knowledge version" in answer_markdown
+    assert final[6]["data"][-1][0] == "test/wood/good"  # the normal entry joins the retrieved ones
+
+
+def test_search_and_add_knowledge_through_the_api(studio_url):
+    client = Client(studio_url, verbose=False)
+    status = client.predict("Mine", "gear", "chip", "Chipped tooth", "A tooth with a missing corner.",
+                            api_name="/add_knowledge")  # fmt: skip
+    assert status.startswith("Added mine/gear/chip as version")
+    results = client.predict("missing corner tooth", "fts", "", api_name="/search_knowledge")
+    assert results["data"][0][1] == "mine/gear/chip"
+    with pytest.raises(Exception, match="text"):
+        client.predict("Mine", "gear", "blank", "Blank", "   ", api_name="/add_knowledge")

@@ -1,0 +1,72 @@
+import pytest
+
+from demo.handlers import ANY_CATEGORY, ReasoningSettings, StudioHandlers, parse_question, split_category
+from demo.render import answer_figure, attention_overlay, draw_patches, reasoning_figure, replay_frame
+from knowledge_helpers import make_store, solid
+from reason_iad.config import AppConfig, ReasoningConfig
+from reason_iad.errors import UserError
+from reason_iad.pipeline import Pipeline
+from reason_iad.types import InjectedPatch, ReasoningStep
+
+
+@pytest.fixture
+def handlers(tiny_backends, tmp_path):
+    config = AppConfig(reasoning=ReasoningConfig(num_latent_tokens=2, num_steps=2))
+    return StudioHandlers(Pipeline(tiny_backends["qwen2_5_vl"], config, make_store(tmp_path / "kb")), [])
+
+
+def test_writes_need_a_curator_when_auth_is_configured(handlers):
+    assert handlers.curator("ana") == "ana"
+    locked = StudioHandlers(handlers.pipeline, [], curators={"ana"})
+    with pytest.raises(UserError, match="log in"):
+        locked.add_entry("D", "c", "d", "T", "text", None)
+    with pytest.raises(UserError, match="curator list"):
+        locked.save_entry("test/wood/scratch", "T", "text", "mallory")
+    assert handlers.pipeline.store.get("test/wood/scratch").entry.title == "Scratch"
+    assert locked.save_entry("test/wood/scratch", "Scratch", "New text.", "ana").startswith("Saved")
+
+
+def test_delete_needs_confirmation_and_history_and_diff_show_it(handlers):
+    before = handlers.pipeline.store.version
+    with pytest.raises(UserError, match="confirm"):
+        handlers.delete_entry("test/wood/hole", False, None)
+    handlers.delete_entry("test/wood/hole", True, None)
+    assert handlers.history()[0][3] == "delete"
+    assert "-test/wood/hole" in handlers.diff(before, handlers.pipeline.store.version)
+
+
+def test_questions_and_categories_from_the_form():
+    question = parse_question("Which defect?", "A. Crack\nHole\nC) Stain")
+    assert question.options == (("A", "Crack"), ("B", "Hole"), ("C", "Stain"))
+    assert parse_question("", "").text == "Is there any defect in the object?"
+    with pytest.raises(UserError, match="at least two"):
+        parse_question("Which?", "only one")
+    assert split_category("SynthIAD / wood") == ("SynthIAD", "wood") and split_category(ANY_CATEGORY) == (None, None)
+
+
+def test_inspect_streams_then_finishes_and_refuses_a_missing_image(handlers):
+    settings = ReasoningSettings(num_latent_tokens=2, num_steps=2)
+    updates = list(handlers.inspect(solid((200, 10, 10)), "Test / wood", "", "", settings))
+    assert [len(steps) for steps, _ in updates] == [1, 2, 2] and updates[-1][1] is not None
+    with pytest.raises(UserError, match="upload an image"):
+        list(handlers.inspect(None, "Test / wood", "", "", settings))
+    with pytest.raises(UserError, match="mode"):
+        list(handlers.inspect(solid((1, 1, 1)), "Test / wood", "", "", ReasoningSettings(mode="magic")))
+
+
+def _step(number, patches=()):
+    return ReasoningStep(number, 0.1 * number, {"answer": 0.2, "latent": 0.1}, (0.5, 0.4), {"A": 0.6, "B": 0.4},
+                         0.1 * number, tuple(patches), tuple(patches), 0.01, 1.0)  # fmt: skip
+
+
+def test_renderers_draw_what_they_are_given():
+    image = solid((0, 0, 0)).resize((64, 64))
+    patch = InjectedPatch(3, (16.0, 16.0, 32.0, 32.0), 0, 2)
+    drawn = draw_patches(image, [patch], [patch])
+    assert drawn.getpixel((16, 20)) != (0, 0, 0) and drawn.getpixel((50, 50)) == (0, 0, 0)
+    figure = reasoning_figure([_step(1), _step(2, [patch])], num_steps=5)
+    assert [t.name for t in figure.data][:2] == ["reward", "best reward"] and len(figure.data) == 5
+    assert list(answer_figure({"A": 0.6, "B": 0.4}).data[0].x) == [0.6, 0.4]
+    heat = attention_overlay(image, [[0.0, 1.0], [0.0, 0.0]])
+    assert heat.getpixel((48, 8))[0] > heat.getpixel((8, 56))[0]
+    assert replay_frame(image, [_step(1), _step(2, [patch])], 1).getpixel((16, 20)) == (0, 0, 0)
