@@ -18,11 +18,12 @@ EXIT_USAGE = 2
 
 def _subcommand_modules() -> list:
     from reason_iad.bench import command as bench_command
+    from reason_iad.eval import command as eval_command
     from reason_iad.knowledge import command as kb_command
     from reason_iad.reasoning import command as infer_command
     from reason_iad.synth import command as synth_command
 
-    return [synth_command, kb_command, infer_command, bench_command]
+    return [synth_command, kb_command, infer_command, eval_command, bench_command]
 
 
 def build_parser() -> argparse.ArgumentParser:

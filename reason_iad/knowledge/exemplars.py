@@ -103,12 +103,23 @@ class ExemplarStore:
 
     def nearest(self, image: Image.Image, category: str, dataset: str | None = None) -> Exemplar | None:
         """The exemplar of the category most similar to `image`, or None when the category has none."""
-        self.table.checkout_latest()
         condition = col("category") == lit(category)
         if dataset:
             condition = condition & (col("dataset") == lit(dataset))
-        vector = self.embedder.embed_images([image])[0]
-        rows = self.table.search(vector).distance_type("cosine").where(condition, prefilter=True).limit(1).to_list()
+        return self._nearest(image, condition)
+
+    def nearest_any(self, image: Image.Image) -> Exemplar | None:
+        """The most similar exemplar of any category (used to guess an image's category)."""
+        return self._nearest(image, None)
+
+    def _nearest(self, image: Image.Image, condition) -> Exemplar | None:
+        self.table.checkout_latest()
+        if not self.table.count_rows():
+            return None
+        query = self.table.search(self.embedder.embed_images([image])[0]).distance_type("cosine")
+        if condition is not None:
+            query = query.where(condition, prefilter=True)
+        rows = query.limit(1).to_list()
         return self._exemplar(rows[0]) if rows else None
 
     def _count(self, condition) -> int:

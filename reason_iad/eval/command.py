@@ -1,0 +1,154 @@
+"""`reason-iad eval`: run (or resume) an MMAD evaluation; `reason-iad eval report`: score and compare runs.
+
+reason-iad eval --data data/synth --mode full --shots 1 --out runs/full
+reason-iad eval --data data/synth --mode plain --knowledge none --out runs/plain --ray --workers 2
+reason-iad eval report runs/plain runs/full --out runs/compare
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from reason_iad.config import MODES, BackendConfig, ReasoningConfig
+from reason_iad.errors import UserError
+from reason_iad.eval.answers import SCORE_SOURCES
+from reason_iad.eval.run_config import KNOWLEDGE_MODES, EvalRunConfig
+
+
+def register(subparsers) -> None:
+    """Add the `eval` subcommand (and its `report` action)."""
+    parser = subparsers.add_parser(
+        "eval", help="evaluate on an MMAD-format dataset (resumable, Ray scale-out); 'eval report' compares runs",
+        description="Ask every question of an MMAD-format dataset (ROOT/mmad.json, images relative to ROOT) once, "
+        "append one JSON line per answer to RUN_DIR/answers.jsonl, resume where a run stopped, and write the "
+        "report (scores.json, accuracy.csv in MMAD's columns, report.md, heatmap.html) into RUN_DIR.",
+    )  # fmt: skip
+    parser.add_argument("--data", metavar="ROOT", help="dataset folder holding mmad.json (or the JSON file)")
+    parser.add_argument("--out", metavar="RUN_DIR", help="run folder: new, empty, or a run to resume")
+    parser.add_argument("--model", default="embedded", help="'embedded', a local folder or a Hugging Face id")
+    parser.add_argument("--quantization", choices=["none", "4bit", "8bit"], default="none")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--mode", choices=MODES, default="full")
+    parser.add_argument("--shots", type=int, choices=[0, 1], default=1, help="normal template images (default 1)")
+    parser.add_argument("--similar-template", action="store_true",
+                        help="one-shot template: first similar_templates entry (default: first random_templates)")
+    parser.add_argument("--knowledge", choices=KNOWLEDGE_MODES, default=None,
+                        help="all: every entry of the category in ROOT/domain_knowledge.json (MMAD); default: all "
+                        "for --mode knowledge/full, none otherwise")  # fmt: skip
+    parser.add_argument("--limit", type=_positive_int, help="ask only the first N questions (continue later)")
+    parser.add_argument("--categories", metavar="A,B", help="comma-separated categories (name or dataset/name)")
+    parser.add_argument("--subtasks", metavar="A,B", help="comma-separated subtasks, e.g. 'Anomaly Detection'")
+    parser.add_argument("--skip-missing", action="store_true", help="skip (and count) images that are missing")
+    parser.add_argument("--readout", choices=["letter", "likelihood"], default="letter")
+    parser.add_argument("--steps", type=int, default=ReasoningConfig.num_steps, help="latent reasoning steps")
+    parser.add_argument("--latents", type=int, default=ReasoningConfig.num_latent_tokens, help="latent tokens")
+    parser.add_argument("--max-new-tokens", type=int, default=ReasoningConfig.max_new_tokens,
+                        help="length of the generated reply (MMAD uses 128)")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=ReasoningConfig.seed)
+    parser.add_argument("--score", choices=SCORE_SOURCES, default="readout",
+                        help="report the read-out letter (default) or the letter parsed from the reply")
+    parser.add_argument("--threads", type=_positive_int, default=1,
+                        help="torch CPU threads (this process, or each Ray worker; default 1)")
+    parser.add_argument("--ray", action="store_true", help="answer with Ray workers (starts a local cluster)")
+    parser.add_argument("--ray-address", metavar="ADDR",
+                        help="join this Ray cluster ('auto', HOST:PORT); implies --ray")  # fmt: skip
+    parser.add_argument("--workers", type=_positive_int, help="Ray workers (default: one per GPU, or 2 on CPUs)")
+    parser.add_argument("--gpus-per-worker", type=float, help="GPUs per Ray worker, fractions allowed (default 1/0)")
+    parser.set_defaults(handler=run)
+    actions = parser.add_subparsers(title="actions", metavar="ACTION", dest="eval_action")
+    report = actions.add_parser(
+        "report", help="score runs again and compare several side by side",
+        description="Score RUN_DIR's answers and write its report into --out (default: RUN_DIR); with several runs, "
+        "write comparison.md/.csv/.json/.html (the runs side by side, each run's settings) into --out.",
+    )  # fmt: skip
+    report.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    report.add_argument("--out", dest="report_out", metavar="DIR", help="report folder (required for several runs)")
+    report.add_argument("--score", dest="report_score", choices=SCORE_SOURCES, default="readout")
+    report.set_defaults(handler=run_report)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text}")
+    return value
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (text or "").split(",") if part.strip())
+
+
+def build_config(args: argparse.Namespace) -> EvalRunConfig:
+    """The run configuration from the flags (validated)."""
+    if not args.data or not args.out:
+        raise UserError("eval needs --data ROOT and --out RUN_DIR (or use 'reason-iad eval report RUN_DIR')")
+    data = Path(args.data).expanduser()
+    if not data.exists():
+        raise UserError(f"data root not found: {data}")
+    reasoning = ReasoningConfig(mode=args.mode, num_steps=args.steps, num_latent_tokens=args.latents,
+                                readout=args.readout, max_new_tokens=args.max_new_tokens, seed=args.seed)  # fmt: skip
+    knowledge = args.knowledge or ("all" if reasoning.uses_knowledge else "none")
+    return EvalRunConfig(
+        data=str(data.resolve()), backend=BackendConfig(model=args.model, quantization=args.quantization,
+                                                        device=args.device),
+        reasoning=reasoning, shots=args.shots, similar_template=args.similar_template, knowledge=knowledge,
+        categories=_names(args.categories), subtasks=_names(args.subtasks), skip_missing=args.skip_missing,
+    )  # fmt: skip
+
+
+def build_cluster(args: argparse.Namespace):
+    """The Ray settings, or None for an in-process run."""
+    if not (args.ray or args.ray_address):
+        if args.workers or args.gpus_per_worker is not None:
+            raise UserError("--workers and --gpus-per-worker need --ray (or --ray-address)")
+        return None
+    from reason_iad.eval.distributed import ClusterConfig
+
+    return ClusterConfig(address=args.ray_address, workers=args.workers, gpus_per_worker=args.gpus_per_worker,
+                         threads_per_worker=args.threads or 1)  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of `eval`."""
+    from reason_iad.eval.runner import run_eval
+
+    config = build_config(args)
+    cluster = build_cluster(args)
+    result = run_eval(config, args.out, limit=args.limit, cluster=cluster, score=args.score,
+                      threads=None if cluster else args.threads)  # fmt: skip
+    resumed = f" (resumed: {result.answered_before} already answered)" if result.answered_before else ""
+    where = f"{result.workers} Ray workers" if cluster else "1 process"
+    print(f"answered {result.answered_now} of {result.planned} questions{resumed} with {where}; "
+          f"{result.questions_per_second:.2f} questions/s")  # fmt: skip
+    if result.skipped_images:
+        print(f"skipped {len(result.skipped_images)} missing images (listed in {Path(args.out) / 'run.json'})")
+    print(result.report.markdown)
+    print(f"report: {Path(args.out).resolve()}")
+    return 0
+
+
+def _labels(runs: list[str]) -> list[str]:
+    names = [Path(r).resolve().name for r in runs]
+    return [name if names.count(name) == 1 else f"{name} ({i + 1})" for i, name in enumerate(names)]
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Handler of `eval report`."""
+    from reason_iad.eval.report import write_comparison, write_run_report
+    from reason_iad.eval.runner import load_scored_run
+
+    if len(args.runs) > 1 and not args.report_out:
+        raise UserError("comparing several runs needs --out DIR")
+    scored = [load_scored_run(run, args.report_score, label) for run, label in zip(args.runs, _labels(args.runs),
+                                                                                    strict=True)]  # fmt: skip
+    if len(scored) == 1:
+        files = write_run_report(scored[0], args.report_out or args.runs[0])
+    else:
+        files = write_comparison(scored, args.report_out)
+    print(files.markdown)
+    print(f"report: {Path(files.paths[0]).parent.resolve()}")
+    return 0

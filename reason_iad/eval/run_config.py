@@ -1,0 +1,121 @@
+"""What defines an evaluation run, and its `run.json`: a run folder is resumed only with the same configuration.
+
+`--limit`, the progress bar and the Ray settings are not part of it: a limited run can be continued with a larger
+limit or none, in one process or on a cluster, and gives the same answers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reason_iad.config import BackendConfig, ReasoningConfig
+from reason_iad.errors import UserError
+from reason_iad.eval.answers import ANSWERS_FILE
+
+RUN_FILE = "run.json"
+RUN_FORMAT = 1
+KNOWLEDGE_MODES: tuple[str, ...] = ("none", "all", "retrieved")
+
+
+@dataclass(frozen=True)
+class EvalRunConfig:
+    """The settings that decide a run's answers."""
+
+    data: str  # the data root (absolute) or its mmad.json
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    reasoning: ReasoningConfig = field(default_factory=ReasoningConfig)
+    shots: int = 1
+    similar_template: bool = False
+    knowledge: str = "all"  # none | all (MMAD: every entry of the category) | retrieved (knowledge base)
+    categories: tuple[str, ...] = ()
+    subtasks: tuple[str, ...] = ()
+    skip_missing: bool = False
+
+    def __post_init__(self) -> None:
+        if self.shots not in (0, 1):
+            raise UserError(f"shots must be 0 or 1, not {self.shots}")
+        if self.knowledge not in KNOWLEDGE_MODES:
+            raise UserError(f"knowledge must be one of {', '.join(KNOWLEDGE_MODES)}, not {self.knowledge!r}")
+        if self.knowledge == "retrieved":
+            raise UserError(
+                "--knowledge retrieved needs the LanceDB knowledge base, which this version does not have yet; "
+                "use --knowledge all (MMAD's mode: every entry of the image's category)"
+            )
+        mode = self.reasoning.mode
+        if self.reasoning.uses_knowledge and self.knowledge == "none":
+            raise UserError(f"--mode {mode} puts knowledge in the prompt: use --knowledge all, or --mode plain/latent")
+        if not self.reasoning.uses_knowledge and self.knowledge != "none":
+            raise UserError(f"--mode {mode} uses no knowledge: drop --knowledge {self.knowledge} (or use "
+                            "--mode knowledge/full)")  # fmt: skip
+
+    def to_dict(self) -> dict:
+        """JSON-ready data (tuples as lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> EvalRunConfig:
+        """Rebuild from `to_dict` output (raises `UserError` on unknown or bad fields)."""
+        try:
+            values = dict(data)
+            values["backend"] = BackendConfig(**values.get("backend", {}))
+            values["reasoning"] = ReasoningConfig(**values.get("reasoning", {}))
+            values["categories"] = tuple(values.get("categories", ()))
+            values["subtasks"] = tuple(values.get("subtasks", ()))
+            return cls(**values)
+        except (TypeError, AttributeError) as err:
+            raise UserError(f"not an evaluation run configuration: {err}") from err
+
+
+def _differences(stored: dict, wanted: dict, prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(stored) | set(wanted)):
+        old, new = stored.get(key), wanted.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            out += _differences(old, new, f"{prefix}{key}.")
+        elif old != new:
+            out.append(f"{prefix}{key}: {old!r} -> {new!r}")
+    return out
+
+
+def read_run_file(run_dir: str | Path) -> dict:
+    """The parsed `run.json` of a run folder."""
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not an evaluation run folder (no {RUN_FILE})")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"cannot read {path}: {err}") from err
+    if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
+        raise UserError(f"{path} is not a run file (no 'config' object)")
+    return data
+
+
+def check_run_dir(run_dir: str | Path, config: EvalRunConfig) -> bool:
+    """Whether `run_dir` holds a run to resume (False: absent or empty); refuse anything else. Writes nothing."""
+    path = Path(run_dir)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"run folder {path} is a file")
+    if not path.exists() or not any(path.iterdir()):
+        return False
+    stored = read_run_file(path)["config"]
+    changes = _differences(stored, config.to_dict())
+    if changes:
+        shown = "; ".join(changes[:4]) + ("; ..." if len(changes) > 4 else "")
+        raise UserError(f"{path} holds a run with another configuration ({shown}): use a new --out folder")
+    return True
+
+
+def write_run_file(run_dir: str | Path, config: EvalRunConfig, facts: dict) -> Path:
+    """Create the run folder if needed and write `run.json` atomically (config plus facts about the data)."""
+    path = Path(run_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    payload = {"format": RUN_FORMAT, "config": config.to_dict(), **facts, "answers_file": ANSWERS_FILE}
+    staging = path / f".{RUN_FILE}.tmp"
+    staging.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    os.replace(staging, path / RUN_FILE)
+    return path / RUN_FILE
