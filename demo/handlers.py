@@ -216,3 +216,81 @@ class StudioHandlers:
         last = steps[-1]
         return (render.reasoning_figure(steps, num_steps), render.draw_patches(image, last.injected, last.new_patches),
                 render.answer_figure(last.option_probs))  # fmt: skip
+
+
+def editor_image_and_mask(value) -> tuple[Image.Image | None, object]:
+    """(image, mask array or None) from a `gr.ImageEditor` value: the background and every painted layer."""
+    import numpy as np
+
+    if value is None:
+        return None, None
+    background = value.get("background") if isinstance(value, dict) else value
+    if background is None:
+        return None, None
+    layers = value.get("layers") or [] if isinstance(value, dict) else []
+    mask = None
+    for layer in layers:
+        alpha = np.asarray(layer.convert("RGBA"))[..., 3] > 0
+        mask = alpha if mask is None else mask | alpha
+    return background, mask
+
+
+class WorkbenchHandlers:
+    """Annotation and comparison actions (the studio's Annotate and Compare tabs)."""
+
+    def __init__(self, studio: StudioHandlers) -> None:
+        self.studio = studio
+        self.pipeline = studio.pipeline
+
+    def save_annotation(self, editor_value, label: str, dataset: str, category: str, defect: str, note: str,
+                        model_answer: str, corrected: str, as_template: bool, username: str | None) -> str:  # fmt: skip
+        """Store an annotation (and optionally a normal template); returns a status line."""
+        author = self.studio.curator(username)
+        image, mask = editor_image_and_mask(editor_value)
+        if image is None:
+            raise UserError("load an image into the editor first")
+        if self.pipeline.annotations is None:
+            raise UserError("no annotation store is loaded")
+        annotation_id = self.pipeline.annotations.add(image, label, dataset or "", category or "", author,
+                                                      defect or "", note or "", mask, model_answer or "",
+                                                      corrected or "")  # fmt: skip
+        status = f"Saved annotation {annotation_id}."
+        if as_template:
+            if label != "normal":
+                raise UserError("only normal images can become one-shot templates")
+            exemplar = self.pipeline.exemplars.add(image, dataset, category, author, note or "from an annotation")
+            status += f" Added as normal template {exemplar}."
+        return status
+
+    def annotation_rows(self) -> list[list]:
+        """Table rows of all annotations."""
+        if self.pipeline.annotations is None:
+            return []
+        return [[a.id, a.dataset, a.category, a.label, a.defect, a.author, a.created_at, "yes" if a.mask else ""]
+                for a in self.pipeline.annotations.list()]  # fmt: skip
+
+    def export_annotations(self) -> str:
+        """Export every annotation as an MMAD-format dataset and zip it; returns the zip path."""
+        import shutil
+        import tempfile
+        from pathlib import Path
+
+        from reason_iad.annotations import export_mmad
+
+        folder = Path(tempfile.mkdtemp(prefix="reason-iad-annotations-"))
+        export_mmad(self.pipeline.annotations.list(), folder / "dataset")
+        return shutil.make_archive(str(folder / "annotations-mmad"), "zip", folder / "dataset")
+
+    def compare(self, image, choice: str | None, question: str, options: str, modes: Sequence[str],
+                steps: int, latents: int) -> list[tuple[str, Inspection]]:  # fmt: skip
+        """The same image and question under several modes, one after another."""
+        if not modes:
+            raise UserError("choose at least one mode to compare")
+        if len(modes) > 4:
+            raise UserError("compare at most four configurations")
+        results = []
+        for mode in modes:
+            settings = ReasoningSettings(mode=mode, num_steps=steps, num_latent_tokens=latents)
+            *_, (_, inspection) = self.studio.inspect(image, choice, question, options, settings)
+            results.append((mode, inspection))
+        return results

@@ -112,3 +112,21 @@ def replay_frame(image: Image.Image, steps: Sequence[ReasoningStep], upto: int) 
         return image.convert("RGB")
     last = shown[-1]
     return draw_patches(image, last.injected, last.new_patches)
+
+
+def comparison_figure(results: Sequence[tuple[str, Inspection]]) -> go.Figure:
+    """Reward curves of several configurations on shared axes."""
+    figure = go.Figure()
+    for name, inspection in results:
+        if inspection.steps:
+            figure.add_trace(go.Scatter(x=[s.step for s in inspection.steps], y=[s.reward for s in inspection.steps],
+                                        name=name, mode="lines+markers"))  # fmt: skip
+    figure.update_layout(title="Reward per step", xaxis={"title": "step"}, yaxis={"title": "reward"}, height=320,
+                         margin={"l": 50, "r": 20, "t": 40, "b": 40})  # fmt: skip
+    return figure
+
+
+def comparison_rows(results: Sequence[tuple[str, Inspection]]) -> list[list]:
+    """One row per configuration: answer, its probability, steps, patches, time."""
+    return [[name, f"{i.answer}. {i.answer_text}", round(i.option_probs[i.answer], 3), len(i.steps),
+             len(i.injected), round(i.timings.total_ms)] for name, i in results]  # fmt: skip

@@ -77,12 +77,22 @@ def build_studio(config: AppConfig, pipeline=None, examples: list[GalleryItem] |
             f"detection · v{__version__}\n\n{model_banner(config, model_name)}",
             elem_id="header",
         )
+        last_answer = gr.State("")
         with gr.Tabs():
             with gr.Tab("Inspect", id="inspect"):
-                _inspect_tab(config, handlers, items)
+                choices = _inspect_tab(config, handlers, items, last_answer)
             if handlers is not None and pipeline.store is not None:
                 with gr.Tab("Knowledge", id="knowledge"):
                     _knowledge_tab(handlers)
+            if handlers is not None:
+                from demo.handlers import WorkbenchHandlers
+                from demo.workbench import annotate_tab, compare_tab
+
+                work = WorkbenchHandlers(handlers)
+                with gr.Tab("Annotate", id="annotate"):
+                    annotate_tab(work, guarded, last_answer)
+                with gr.Tab("Compare", id="compare"):
+                    compare_tab(work, guarded, choices)
     return studio
 
 
@@ -95,7 +105,9 @@ def _gallery_column(items: list[GalleryItem]):
     return gallery, ground_truth, suggestions
 
 
-def _inspect_tab(config: AppConfig, handlers: StudioHandlers | None, items: list[GalleryItem]) -> None:
+def _inspect_tab(config: AppConfig, handlers: StudioHandlers | None, items: list[GalleryItem],
+                 last_answer: gr.State) -> list[str]:  # fmt: skip
+    """The Inspect tab; returns the category choices it offers."""
     pairs = sorted({(i.dataset, i.category) for i in items})
     if handlers is not None and handlers.pipeline.store is not None:
         from reason_iad.knowledge.search import categories
@@ -149,7 +161,7 @@ def _inspect_tab(config: AppConfig, handlers: StudioHandlers | None, items: list
     gallery.select(pick_example, outputs=[image, ground_truth, suggestions, category, question, options],
                    api_visibility="private")  # fmt: skip
     if handlers is None:
-        return
+        return category_choices(pairs)
 
     preview = guarded(handlers.preview_knowledge)
 
@@ -182,9 +194,12 @@ def _inspect_tab(config: AppConfig, handlers: StudioHandlers | None, items: list
     event = run.click(inspect, [image, category, question, options, template, auto_template, mode, latents, steps,
                                 patches, answer_weight, latent_weight, readout, pins], outputs,
                       api_name="inspect", concurrency_limit=1, concurrency_id="model")  # fmt: skip
+    event.then(lambda markdown: markdown.split("**")[1] if markdown and "**" in markdown else "", answer, last_answer,
+               api_visibility="private")  # fmt: skip
     stop.click(None, cancels=[event], api_visibility="private")
     replay.change(lambda q, t, k: render.replay_frame(q, t, int(k)) if q is not None else None,
                   [query_state, trace, replay], patched, api_visibility="private")  # fmt: skip
+    return category_choices(pairs)
 
 
 def _final_outputs(query, steps, inspection, num_steps: int) -> tuple:

@@ -27,6 +27,7 @@ class Pipeline:
     config: AppConfig
     store: object | None = None  # KnowledgeStore
     exemplars: object | None = None  # ExemplarStore
+    annotations: object | None = None  # AnnotationStore
 
     @classmethod
     def load(cls, config: AppConfig, with_knowledge: bool = True) -> Pipeline:
@@ -36,15 +37,17 @@ class Pipeline:
         backend = load_backend(config.backend)
         if not with_knowledge:
             return cls(backend, config)
+        from reason_iad.annotations import AnnotationStore
         from reason_iad.knowledge import default_db_uri, open_store
         from reason_iad.knowledge.embedders import ThumbnailEmbedder
         from reason_iad.knowledge.exemplars import ExemplarStore, seed_exemplars
         from reason_iad.paths import EXAMPLES_DIR
 
         store = open_store(config.knowledge)
-        exemplars = ExemplarStore(config.knowledge.db_uri or default_db_uri(), ThumbnailEmbedder())
+        uri = config.knowledge.db_uri or default_db_uri()
+        exemplars = ExemplarStore(uri, ThumbnailEmbedder())
         seed_exemplars(exemplars, EXAMPLES_DIR)
-        return cls(backend, config, store, exemplars)
+        return cls(backend, config, store, exemplars, AnnotationStore(uri))
 
     def knowledge_for(
         self, image: Image.Image, category: str | None, dataset: str | None, question: Question,

@@ -70,3 +70,44 @@ def test_renderers_draw_what_they_are_given():
     heat = attention_overlay(image, [[0.0, 1.0], [0.0, 0.0]])
     assert heat.getpixel((48, 8))[0] > heat.getpixel((8, 56))[0]
     assert replay_frame(image, [_step(1), _step(2, [patch])], 1).getpixel((16, 20)) == (0, 0, 0)
+
+
+def test_annotate_saves_with_mask_adds_templates_and_exports(handlers, tmp_path):
+    import zipfile
+
+    import numpy as np
+    from PIL import Image
+
+    from demo.handlers import WorkbenchHandlers
+    from reason_iad.annotations import AnnotationStore
+    from reason_iad.knowledge.embedders import ThumbnailEmbedder
+    from reason_iad.knowledge.exemplars import ExemplarStore
+
+    handlers.pipeline.annotations = AnnotationStore(tmp_path / "db")
+    handlers.pipeline.exemplars = ExemplarStore(tmp_path / "db", ThumbnailEmbedder())
+    work = WorkbenchHandlers(handlers)
+    layer = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    layer.paste((255, 0, 0, 255), (40, 40, 60, 60))
+    value = {"background": solid((90, 90, 90)).resize((64, 64)), "layers": [layer], "composite": None}
+    status = work.save_annotation(value, "defective", "Mine", "gear", "chip", "", "B. No.", "A. Yes.", False, None)
+    assert status.startswith("Saved annotation")
+    [saved] = handlers.pipeline.annotations.list()
+    assert np.asarray(saved.mask)[50, 50] == 255 and np.asarray(saved.mask)[5, 5] == 0
+    with pytest.raises(UserError, match="only normal"):
+        work.save_annotation(value, "defective", "Mine", "gear", "chip", "", "", "", True, None)
+    work.save_annotation(value, "normal", "Mine", "gear", "", "", "", "", True, None)
+    assert len(handlers.pipeline.exemplars.list("gear")) == 1
+    with zipfile.ZipFile(work.export_annotations()) as archive:
+        assert "mmad.json" in archive.namelist()
+
+
+def test_compare_runs_each_mode_on_the_same_input(handlers):
+    from demo.handlers import WorkbenchHandlers
+    from demo.render import comparison_figure, comparison_rows
+
+    results = WorkbenchHandlers(handlers).compare(solid((200, 10, 10)), "Test / wood", "", "", ["plain", "full"], 2, 2)
+    assert [name for name, _ in results] == ["plain", "full"]
+    assert [len(i.steps) for _, i in results] == [0, 2]
+    assert len(comparison_rows(results)) == 2 and len(comparison_figure(results).data) == 1
+    with pytest.raises(UserError, match="at most four"):
+        WorkbenchHandlers(handlers).compare(solid((1, 1, 1)), None, "", "", ["plain"] * 5, 1, 1)
