@@ -8,6 +8,7 @@ studio: venv
 	.venv/bin/python app.py
 
 test: venv
+	bash scripts/ensure-browser.sh
 	bash scripts/test.sh
 
 lint: venv

@@ -165,17 +165,20 @@ def _inspect_tab(config: AppConfig, handlers: StudioHandlers | None, items: list
 
     preview = guarded(handlers.preview_knowledge)
 
+    retrieved = gr.State([])
+
     def refresh_pins(img, choice):
         labels, selected, note = preview(img, choice)
-        return gr.update(choices=labels, value=selected), note
+        return gr.update(choices=labels, value=selected), note, labels
 
     for trigger in (image.change, category.change):
-        trigger(refresh_pins, [image, category], [pins, pin_note], api_visibility="private")
+        trigger(refresh_pins, [image, category], [pins, pin_note, retrieved], api_visibility="private")
 
     @gpu
     def inspect(img, choice, question_text, options_text, tmpl, auto, mode_, latents_, steps_, patches_, aw, lw,
-                readout_, pinned):  # fmt: skip
+                readout_, pinned, offered=None):  # fmt: skip
         settings = ReasoningSettings(mode_, latents_, steps_, patches_, aw, lw, readout_)
+        pinned = None if not pinned or set(pinned) == set(offered or []) else pinned  # untouched: retrieve afresh
         try:
             stream = handlers.inspect(img, choice, question_text, options_text, settings, tmpl, auto, pinned)
             for steps_so_far, inspection in stream:
@@ -192,7 +195,7 @@ def _inspect_tab(config: AppConfig, handlers: StudioHandlers | None, items: list
 
     outputs = [plot, patched, attention, replay, bars, answer, used, trace, query_state]
     event = run.click(inspect, [image, category, question, options, template, auto_template, mode, latents, steps,
-                                patches, answer_weight, latent_weight, readout, pins], outputs,
+                                patches, answer_weight, latent_weight, readout, pins, retrieved], outputs,
                       api_name="inspect", concurrency_limit=1, concurrency_id="model")  # fmt: skip
     event.then(lambda markdown: markdown.split("**")[1] if markdown and "**" in markdown else "", answer, last_answer,
                api_visibility="private")  # fmt: skip
@@ -222,10 +225,11 @@ def _knowledge_tab(handlers: StudioHandlers) -> None:
     entries = gr.Dataframe(headers=["id", "dataset", "category", "defect", "title", "updated"], interactive=False,
                            label="Entries (click a row to edit)", max_height=320, elem_id="entries")  # fmt: skip
     with gr.Row():
-        query = gr.Textbox(label="Search titles and texts", scale=3)
+        query = gr.Textbox(label="Search titles and texts", scale=3, elem_id="kb-query")
         search_mode = gr.Radio(["hybrid", "semantic", "fts"], value="hybrid", label="Search", scale=2)
-        search_button = gr.Button("Search", scale=1)
-    results = gr.Dataframe(headers=["score", "id", "title"], interactive=False, label="Search results")
+        search_button = gr.Button("Search", scale=1, elem_id="kb-search")
+    results = gr.Dataframe(headers=["score", "id", "title"], interactive=False, label="Search results (click to edit)",
+                           elem_id="search-results")  # fmt: skip
     with gr.Row():
         with gr.Column():
             gr.Markdown("#### Edit")
@@ -251,8 +255,7 @@ def _knowledge_tab(handlers: StudioHandlers) -> None:
         diff_view = gr.Code(label="Diff", language=None)
 
     def load_row(table, event: gr.SelectData):
-        row = table.iloc[event.index[0]] if hasattr(table, "iloc") else table[event.index[0]]
-        stored = handlers.pipeline.store.get(str(row[0] if not hasattr(row, "iloc") else row.iloc[0])).entry
+        stored = handlers.pipeline.store.get(str(table.iloc[event.index[0]]["id"])).entry
         return stored.id, stored.title, stored.text
 
     def save_entry(entry, title_, text_, request: gr.Request):
@@ -270,6 +273,7 @@ def _knowledge_tab(handlers: StudioHandlers) -> None:
     writes = {"concurrency_id": "kb-write", "concurrency_limit": 1}
     refresh.click(guarded(handlers.list_entries), [dataset, category], entries, api_visibility="private")
     entries.select(guarded(load_row), entries, [entry_id, title, text], api_visibility="private")
+    results.select(guarded(load_row), results, [entry_id, title, text], api_visibility="private")
     search_button.click(guarded(handlers.search), [query, search_mode, category], results,
                         api_name="search_knowledge")  # fmt: skip
     show_history = {"fn": guarded(handlers.history), "outputs": history, "api_visibility": "private"}

@@ -1,0 +1,96 @@
+"""End to end in a real browser (Debian chromium + Playwright): inspect, stream, edit knowledge, see it used.
+
+Screenshots go to test-artifacts/. `.ci/run` installs chromium; the test is marked `e2e` and CI runs it.
+"""
+
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from demo.gallery import load_gallery
+from demo.studio import build_studio, launch_options
+from reason_iad.config import AppConfig, ReasoningConfig, StudioConfig
+from reason_iad.knowledge.embedders import FakeEmbedder, ThumbnailEmbedder
+from reason_iad.knowledge.exemplars import ExemplarStore, seed_exemplars
+from reason_iad.knowledge.seed import load_seed_entries
+from reason_iad.knowledge.store import KnowledgeStore
+from reason_iad.paths import EXAMPLES_DIR, PROJECT_ROOT, SEED_KNOWLEDGE_DIR
+from reason_iad.pipeline import Pipeline
+
+pytestmark = pytest.mark.e2e
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def studio_url(tiny_backends, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("e2e-kb")
+    store = KnowledgeStore(folder, FakeEmbedder(32), None, seed=load_seed_entries(SEED_KNOWLEDGE_DIR))
+    exemplars = ExemplarStore(folder, ThumbnailEmbedder())
+    seed_exemplars(exemplars, EXAMPLES_DIR)
+    config = AppConfig(reasoning=ReasoningConfig(num_latent_tokens=2, num_steps=4),
+                       studio=StudioConfig(port=_free_port()))  # fmt: skip
+    studio = build_studio(config, Pipeline(tiny_backends["qwen2_5_vl"], config, store, exemplars),
+                          examples=load_gallery(EXAMPLES_DIR))  # fmt: skip
+    studio.queue().launch(**launch_options(config) | {"prevent_thread_lock": True, "quiet": True})
+    yield f"http://127.0.0.1:{config.studio.port}/"
+    studio.close()
+
+
+def _answer_text(page) -> str:
+    return page.locator("#answer").inner_text()
+
+
+def test_inspect_stream_edit_knowledge_and_see_the_new_version(studio_url):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("Debian's chromium is not installed (.ci/run installs it: apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    image = sorted(p for p in (EXAMPLES_DIR / "wood").glob("*.png") if "_mask" not in p.name)[1]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(studio_url, wait_until="load")
+        page.wait_for_selector("#run", timeout=60_000)
+        page.set_input_files("#query-image input[type=file]", str(image))
+        page.wait_for_function("() => document.querySelector('#knowledge-pins')?.innerText.includes('synthiad/wood')")
+        page.click("#run")
+        page.wait_for_selector("#reasoning-plot .js-plotly-plot", timeout=60_000)
+        page.wait_for_function("() => document.querySelector('#answer')?.innerText.includes('Answer:')",
+                               timeout=120_000)  # fmt: skip
+        first = _answer_text(page)
+        assert "knowledge version" in first
+        page.screenshot(path=str(ARTIFACTS / "e2e-1-inspect.png"), full_page=True)
+        version = int(first.split("knowledge version ")[1].split()[0])
+
+        page.get_by_role("tab", name="Knowledge").click()
+        page.fill("#kb-query textarea", "wood scratch")
+        page.click("#kb-search")
+        page.wait_for_function("() => document.querySelector('#search-results')?.innerText.includes('synthiad/wood')")
+        page.locator("#search-results").get_by_text("synthiad/wood/", exact=False).first.click()
+        page.wait_for_function("() => document.querySelector('#edit-id textarea, #edit-id input')?.value")
+        page.fill("#edit-text textarea", "Edited in the browser: a long thin dark line across the grain.")
+        page.click("#save-entry")
+        page.wait_for_function("() => document.querySelector('#kb-status')?.innerText.includes('Saved')")
+        page.screenshot(path=str(ARTIFACTS / "e2e-2-knowledge.png"), full_page=True)
+
+        page.get_by_role("tab", name="Inspect").click()
+        page.click("#run")
+        page.wait_for_function(
+            f"() => document.querySelector('#answer')?.innerText.includes('knowledge version {version + 1}')",
+            timeout=120_000,
+        )
+        page.screenshot(path=str(ARTIFACTS / "e2e-3-new-version.png"), full_page=True)
+        browser.close()
+    assert Path(ARTIFACTS / "e2e-3-new-version.png").stat().st_size > 10_000
