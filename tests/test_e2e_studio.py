@@ -4,13 +4,13 @@ Screenshots go to test-artifacts/. `.ci/run` installs chromium; the test is mark
 """
 
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 
 from demo.gallery import load_gallery
 from demo.studio import build_studio, launch_options
+from ports import free_port
 from reason_iad.config import AppConfig, ReasoningConfig, StudioConfig
 from reason_iad.knowledge.embedders import FakeEmbedder, ThumbnailEmbedder
 from reason_iad.knowledge.exemplars import ExemplarStore, seed_exemplars
@@ -25,11 +25,6 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def studio_url(tiny_backends, tmp_path_factory):
@@ -38,7 +33,7 @@ def studio_url(tiny_backends, tmp_path_factory):
     exemplars = ExemplarStore(folder, ThumbnailEmbedder())
     seed_exemplars(exemplars, EXAMPLES_DIR)
     config = AppConfig(reasoning=ReasoningConfig(num_latent_tokens=2, num_steps=4),
-                       studio=StudioConfig(port=_free_port()))  # fmt: skip
+                       studio=StudioConfig(port=free_port()))  # fmt: skip
     studio = build_studio(config, Pipeline(tiny_backends["qwen2_5_vl"], config, store, exemplars),
                           examples=load_gallery(EXAMPLES_DIR))  # fmt: skip
     studio.queue().launch(**launch_options(config) | {"prevent_thread_lock": True, "quiet": True})

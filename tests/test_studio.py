@@ -7,6 +7,7 @@ from PIL import Image
 
 from demo.gallery import GalleryItem, load_gallery, mask_annotations, questions_markdown
 from demo.studio import build_studio, launch_options, model_banner
+from ports import free_port
 from reason_iad.config import AppConfig, BackendConfig, StudioConfig
 from reason_iad.paths import EXAMPLES_DIR
 
@@ -61,7 +62,7 @@ def test_banner_names_the_active_model():
 
 def test_studio_serves_the_gallery_page(tmp_path):
     _write_example(tmp_path)
-    config = AppConfig(studio=StudioConfig(port=_free_port()))
+    config = AppConfig(studio=StudioConfig(port=free_port()))
     studio = build_studio(config, examples=load_gallery(tmp_path))
     assert isinstance(studio, gr.Blocks)
     options = launch_options(config) | {"prevent_thread_lock": True, "quiet": True, "allowed_paths": [str(tmp_path)]}
@@ -73,11 +74,3 @@ def test_studio_serves_the_gallery_page(tmp_path):
         assert "Example gallery (1 images)" in labels
     finally:
         studio.close()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

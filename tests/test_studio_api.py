@@ -1,6 +1,5 @@
 """The studio on 127.0.0.1, driven through its public API with gradio_client (no browser)."""
 
-import socket
 
 import pytest
 from gradio_client import Client, handle_file
@@ -8,17 +7,12 @@ from gradio_client import Client, handle_file
 from demo.gallery import load_gallery
 from demo.studio import build_studio, launch_options
 from knowledge_helpers import make_store
+from ports import free_port
 from reason_iad.config import AppConfig, ReasoningConfig, StudioConfig
 from reason_iad.knowledge.embedders import ThumbnailEmbedder
 from reason_iad.knowledge.exemplars import ExemplarStore, seed_exemplars
 from reason_iad.paths import EXAMPLES_DIR
 from reason_iad.pipeline import Pipeline
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +21,7 @@ def studio_url(tiny_backends, tmp_path_factory):
     exemplars = ExemplarStore(folder, ThumbnailEmbedder())
     seed_exemplars(exemplars, EXAMPLES_DIR)
     config = AppConfig(reasoning=ReasoningConfig(num_latent_tokens=2, num_steps=2),
-                       studio=StudioConfig(port=_free_port()))  # fmt: skip
+                       studio=StudioConfig(port=free_port()))  # fmt: skip
     pipeline = Pipeline(tiny_backends["qwen2_5_vl"], config, make_store(folder), exemplars)
     studio = build_studio(config, pipeline, examples=load_gallery(EXAMPLES_DIR))
     studio.queue().launch(**launch_options(config) | {"prevent_thread_lock": True, "quiet": True})

@@ -1,6 +1,5 @@
 """Load check: 8 concurrent clients inspecting while 100 knowledge edits go through the API; nothing lost."""
 
-import socket
 import threading
 import time
 
@@ -10,6 +9,7 @@ from gradio_client import Client, handle_file
 from demo.gallery import load_gallery
 from demo.studio import build_studio, launch_options
 from knowledge_helpers import make_store
+from ports import free_port
 from reason_iad.config import AppConfig, ReasoningConfig, StudioConfig
 from reason_iad.paths import EXAMPLES_DIR
 from reason_iad.pipeline import Pipeline
@@ -17,15 +17,10 @@ from reason_iad.pipeline import Pipeline
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def test_eight_inspecting_clients_and_a_hundred_edits(tiny_backends, tmp_path):
     config = AppConfig(reasoning=ReasoningConfig(num_latent_tokens=2, num_steps=3),
-                       studio=StudioConfig(port=_free_port()))  # fmt: skip
+                       studio=StudioConfig(port=free_port()))  # fmt: skip
     store = make_store(tmp_path / "kb")
     pipeline = Pipeline(tiny_backends["qwen2_5_vl"], config, store)
     studio = build_studio(config, pipeline, examples=load_gallery(EXAMPLES_DIR))
