@@ -59,6 +59,8 @@ class ReasoningConfig:
     patches_per_step: int = 2
     patch_budget: int = 16
     patch_scoring: Literal["attention", "similarity"] = "attention"
+    injection_prior: Literal["attention", "anomaly", "mix"] = "attention"  # anomaly/mix need the visual memory
+    prior_weight: float = 0.5  # weight of the anomaly map in "mix"
     readout: Literal["letter", "likelihood"] = "letter"
     max_new_tokens: int = 64
     min_new_tokens: int = 0  # decode at least this many tokens (benchmarks compare fixed-length answers)
@@ -81,6 +83,8 @@ class ReasoningConfig:
             (1 <= self.reward_top_k <= 1000, "reward_top_k must be between 1 and 1000"),
             (0 <= self.patches_per_step <= 64 and 0 <= self.patch_budget <= 256, "patch counts out of range"),
             (self.patch_scoring in ("attention", "similarity"), "patch_scoring must be attention or similarity"),
+            (self.injection_prior in ("attention", "anomaly", "mix"), "injection_prior: attention, anomaly or mix"),
+            (0 <= self.prior_weight <= 1, "prior_weight must be between 0 and 1"),
             (self.readout in ("letter", "likelihood"), "readout must be letter or likelihood"),
             (1 <= self.max_new_tokens <= 2048, "max_new_tokens must be between 1 and 2048"),
             (0 <= self.min_new_tokens <= self.max_new_tokens, "min_new_tokens must be between 0 and max_new_tokens"),

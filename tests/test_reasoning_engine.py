@@ -149,3 +149,23 @@ def test_autograd_mode_updates_the_latents(tiny_backends):
     for _ in session.iterate():
         pass
     assert not torch.allclose(session.state.latents, initial)
+
+
+@pytest.mark.parametrize("prior_mode, weight", [("anomaly", 0.5), ("mix", 0.9)])
+def test_an_anomaly_prior_steers_the_injected_patches(tiny_backends, prior_mode, weight):
+    """With the visual memory's prior peaked on one token, that token is proposed first."""
+    backend = tiny_backends["qwen2_5_vl"]
+    config = dataclasses.replace(FAST, mode="latent", readout="likelihood", num_steps=2, injection_prior=prior_mode,
+                                 prior_weight=weight)  # fmt: skip
+
+    def prior(boxes):
+        values = torch.zeros(boxes.shape[0])
+        values[5] = 1.0
+        return values
+
+    session = Reasoner(backend, config).start(dataclasses.replace(_request(), patch_prior=prior))
+    next(session.iterate())
+    assert all(proposal[0] == 5 for proposal in session.state.proposals[:1])
+    plain = Reasoner(backend, dataclasses.replace(config, injection_prior="attention")).start(
+        dataclasses.replace(_request(), patch_prior=prior))
+    assert plain.prior is None  # the prior is used only when asked for

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -37,6 +37,8 @@ class InspectionRequest:
     template: Image.Image | None = None
     category: str | None = None
     knowledge: tuple[str, ...] = ()
+    evidence: str = ""  # the visual memory's evidence line for the prompt (see `build_messages`)
+    patch_prior: Callable[[torch.Tensor], torch.Tensor] | None = None  # token boxes [n, 4] -> anomaly per token [n]
 
 
 @dataclass(frozen=True)
@@ -89,12 +91,16 @@ class Session:
         started = time.perf_counter()
         self.backend, self.config, self.request = backend, config, request
         knowledge = request.knowledge if config.uses_knowledge else ()
-        messages = build_messages(request.question, request.image, request.template, knowledge)
+        messages = build_messages(request.question, request.image, request.template, knowledge,
+                                  evidence=request.evidence)
         self.prefix = backend.prepare(messages)
         self.prefix_ms = (time.perf_counter() - started) * 1000
         if not self.prefix.images:
             raise UserError("the model did not receive the query image")
         self.query = self.prefix.images[-1]
+        self.prior = None
+        if request.patch_prior is not None and config.injection_prior != "attention":
+            self.prior = request.patch_prior(self.query.boxes).float()  # [n]
         self._check_context()
         self.header = backend.embed_tokens(self.prefix.assistant_header_ids)  # [H, D]
         self.letters = request.question.letters
@@ -242,6 +248,9 @@ class Session:
         else:
             self.state.proposals = []
             return
+        if self.prior is not None:
+            scores = patch_ops.mix_prior(scores, self.prior, 1.0 if self.config.injection_prior == "anomaly"
+                                         else self.config.prior_weight)  # fmt: skip
         used = {p.token_index for p in self.state.kept}
         self.state.proposals = patch_ops.propose_patches(scores, self.config.patches_per_step, used)
 

@@ -29,6 +29,13 @@ def propose_patches(scores: torch.Tensor, per_latent: int, exclude: Collection[i
     return proposals
 
 
+def mix_prior(scores: torch.Tensor, prior: torch.Tensor, weight: float) -> torch.Tensor:
+    """Blend per-latent scores [L, n] with an anomaly prior [n]; each scaled to a maximum of 1 first."""
+    rows = scores.float() / scores.float().amax(dim=-1, keepdim=True).clamp_min(1e-12)
+    anomaly = prior.float() / prior.float().max().clamp_min(1e-12)
+    return (1.0 - weight) * rows + weight * anomaly.expand_as(rows)
+
+
 def attention_grid(attention: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """Mean attention of some rows over an image's tokens, laid on its token grid: [R, n] -> [rows, cols]."""
     rows, cols = grid

@@ -23,6 +23,7 @@ TEMPLATE_HEADER = (
     "Following is 1 image of normal sample, which can be used as a template to compare the image being queried."
 )
 QUERY_HEADER = "Following is the query image:"
+EVIDENCE_HEADER = "Visual memory evidence:"
 MAX_QUESTION_CHARS = 2000
 MAX_OPTION_CHARS = 300
 
@@ -73,12 +74,20 @@ def build_messages(
     template: Image.Image | None = None,
     knowledge: Sequence[str] = (),
     instruction: str = MMAD_INSTRUCTION,
+    evidence: str = "",
 ) -> list[Message]:
-    """One user turn in MMAD's order: instruction, knowledge, (template), query image, question with options."""
+    """One user turn in MMAD's order: instruction, knowledge, (template), query image, (evidence), question.
+
+    `evidence` is the visual memory's text line (e.g. "most anomalous region: top left, score 0.91"), placed
+    right after the query image; empty: no evidence line.
+    """
     parts: list[str | Image.Image] = [instruction]
     if knowledge:
         parts.append("\n" + KNOWLEDGE_HEADER + "\n" + "\n".join(k.strip() for k in knowledge))
     if template is not None:
         parts += ["\n" + TEMPLATE_HEADER + "\n", template]
-    parts += ["\n" + QUERY_HEADER + "\n", query, "\nFollowing is the question list:\n" + question.render()]
+    parts += ["\n" + QUERY_HEADER + "\n", query]
+    if evidence.strip():
+        parts.append(f"\n{EVIDENCE_HEADER} {evidence.strip()}")
+    parts.append("\nFollowing is the question list:\n" + question.render())
     return [Message("user", tuple(parts))]
