@@ -4,6 +4,7 @@
   for semantic text search and for ranking entries against a question when no image embedder is set;
 * `open_clip:<arch>:<tag-or-weights-file>` — an open_clip model for image -> knowledge retrieval (a named
   pretrained tag needs the hub; a local `.safetensors`/`.bin` file works offline);
+* `tiny_clip` — the small open_clip retriever trained on SynthIAD, shipped in `reason_iad/assets/clip/` (offline);
 * `thumbnail` — a small, real image descriptor (normalised 16x16 colour thumbnail) for nearest normal exemplars;
 * `fake[:dim]` — deterministic hashing embedder for tests.
 """
@@ -139,7 +140,24 @@ def make_embedder(spec: str) -> Embedder:
         return ThumbnailEmbedder()
     if kind == "fake":
         return FakeEmbedder(int(rest) if rest else 32)
+    if kind == "tiny_clip":
+        return tiny_clip_embedder()
     if kind == "open_clip" and rest:
         architecture, _, pretrained = rest.partition(":")
         return OpenClipEmbedder(architecture, pretrained or None)
-    raise UserError(f"unknown embedder {spec!r}: use minilm, thumbnail, fake[:dim] or open_clip:<arch>[:<weights>]")
+    raise UserError(
+        f"unknown embedder {spec!r}: use minilm, thumbnail, tiny_clip, fake[:dim] or open_clip:<arch>[:<weights>]"
+    )
+
+
+def tiny_clip_embedder() -> OpenClipEmbedder:
+    """The shipped tiny open_clip retriever (`reason_iad/assets/clip/`), registered and loaded offline."""
+    from reason_iad.backends.embedded import CLIP_DIR
+    from reason_iad.training.clip import CONFIG_FILE, WEIGHTS_FILE, register_config
+
+    weights = CLIP_DIR / WEIGHTS_FILE
+    if not weights.is_file():
+        raise UserError(f"the tiny CLIP is missing ({weights}); train it with `reason-iad train-tiny --what clip`")
+    embedder = OpenClipEmbedder(register_config(CLIP_DIR / CONFIG_FILE), str(weights))
+    embedder.name = "tiny_clip"
+    return embedder

@@ -8,7 +8,7 @@ import lancedb
 
 from reason_iad.knowledge.embedders import Embedder
 from reason_iad.knowledge.schema import HISTORY_TABLE, KNOWLEDGE_TABLE, META_TABLE, HistoryRow, MetaRow, knowledge_model
-from reason_iad.knowledge.store import KnowledgeStore, _now
+from reason_iad.knowledge.store import KnowledgeStore, _now, stored_entry
 
 BATCH = 64
 
@@ -18,7 +18,7 @@ def reembed(uri: str, text_embedder: Embedder, image_embedder: Embedder | None, 
     """Recompute every entry's vectors with new embedders (any dimensions) and return the reopened store."""
     db = lancedb.connect(uri)
     table = db.open_table(KNOWLEDGE_TABLE)
-    stored = [KnowledgeStore._stored(r) for r in table.search().limit(max(table.count_rows(), 1)).to_list()]
+    stored = [stored_entry(r) for r in table.search().limit(max(table.count_rows(), 1)).to_list()]
     helper = KnowledgeStore.__new__(KnowledgeStore)  # only its row builder is used, with the new embedders
     helper.text_embedder, helper.image_embedder = text_embedder, image_embedder
     rows = []

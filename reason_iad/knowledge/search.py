@@ -17,7 +17,7 @@ from PIL import Image
 
 from reason_iad.errors import UserError
 from reason_iad.knowledge.entry import NORMAL_KEY, KnowledgeEntry
-from reason_iad.knowledge.store import KnowledgeStore
+from reason_iad.knowledge.store import KnowledgeStore, stored_entry
 
 SearchMode = Literal["fts", "semantic", "hybrid"]
 MAX_QUERY_CHARS = 1000
@@ -57,7 +57,7 @@ def scope(dataset: str | None = None, category: str | None = None, exclude_norma
 
 
 def _hits(rows: list[dict], score_of) -> list[Hit]:
-    return [Hit(KnowledgeStore._stored(r).entry, float(score_of(r))) for r in rows]
+    return [Hit(stored_entry(r).entry, float(score_of(r))) for r in rows]
 
 
 def search(store: KnowledgeStore, query: str, mode: SearchMode = "hybrid", k: int = 10,

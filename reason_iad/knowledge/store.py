@@ -68,6 +68,11 @@ def _lock_for(uri: str) -> threading.RLock:
         return _LOCKS.setdefault(uri, threading.RLock())
 
 
+def stored_entry(row: dict) -> StoredEntry:
+    """A table row as a `StoredEntry` (vectors dropped)."""
+    return StoredEntry(KnowledgeEntry(**{k: row[k] for k in ENTRY_FIELDS}), row["created_at"], row["updated_at"])
+
+
 def id_filter(ids: Sequence[str]):
     """A safe `id IN (...)` expression built from literals (never SQL text)."""
     expression = None
@@ -142,10 +147,6 @@ class KnowledgeStore:
             rows.append(row)
         return rows
 
-    @staticmethod
-    def _stored(row: dict) -> StoredEntry:
-        return StoredEntry(KnowledgeEntry(**{k: row[k] for k in ENTRY_FIELDS}), row["created_at"], row["updated_at"])
-
     # ------------------------------------------------------------------ reads
     @property
     def version(self) -> int:
@@ -164,7 +165,7 @@ class KnowledgeStore:
             return {}
         self.table.checkout_latest()
         rows = self.table.search().where(id_filter(ids)).limit(len(ids) + 1).to_list()
-        return {row["id"]: self._stored(row) for row in rows}
+        return {row["id"]: stored_entry(row) for row in rows}
 
     def get(self, entry_id: str) -> StoredEntry:
         """One entry; an unknown id is a `UserError`."""
@@ -189,7 +190,7 @@ class KnowledgeStore:
         if condition is not None:
             query = query.where(condition)
         rows = query.limit(max(table.count_rows(), 1)).to_list()
-        return sorted((self._stored(r) for r in rows), key=lambda s: s.entry.id)
+        return sorted((stored_entry(r) for r in rows), key=lambda s: s.entry.id)
 
     def _checkout(self, table, version: int) -> None:
         known = [v["version"] for v in table.list_versions()]
