@@ -36,6 +36,8 @@ class ReasoningSettings:
     answer_reward_weight: float = 1.0
     latent_reward_weight: float = 0.5
     readout: str = "letter"
+    evidence: str = "none"
+    injection_prior: str = "attention"
 
     def to_config(self, base: ReasoningConfig) -> ReasoningConfig:
         """These settings over the app's defaults (validated by `ReasoningConfig`)."""
@@ -44,7 +46,8 @@ class ReasoningSettings:
         return dataclasses.replace(
             base, mode=self.mode, num_latent_tokens=int(self.num_latent_tokens), num_steps=int(self.num_steps),
             patches_per_step=int(self.patches_per_step), answer_reward_weight=float(self.answer_reward_weight),
-            latent_reward_weight=float(self.latent_reward_weight), readout=self.readout,
+            latent_reward_weight=float(self.latent_reward_weight), readout=self.readout, evidence=self.evidence,
+            injection_prior=self.injection_prior,
         )  # fmt: skip
 
 
@@ -122,8 +125,8 @@ class StudioHandlers:
 
     def inspect(self, image, choice: str | None, question: str, options: str, settings: ReasoningSettings,
                 template=None, auto_template: bool = True, pinned: Sequence[str] | None = None,
-                ) -> Iterator[tuple[list[ReasoningStep], Inspection | None]]:  # fmt: skip
-        """Stream (steps so far, final inspection or None) for one run."""
+                ) -> Iterator[tuple[list[ReasoningStep], Inspection | None, object]]:  # fmt: skip
+        """Stream (steps so far, final inspection or None, the visual memory's evidence or None) for one run."""
         if image is None:
             raise UserError("upload an image or pick one from the gallery first")
         query = normalise_image(image)
@@ -131,6 +134,7 @@ class StudioHandlers:
         dataset, category = self.detect_category(query, choice)
         pinned_ids = [label.split(" — ")[0] for label in pinned] if pinned is not None else None
         steps: list[ReasoningStep] = []
+        evidence = None
         stream = self.pipeline.inspect_stream(
             query, question=parse_question(question, options), category=category, dataset=dataset,
             template=normalise_image(template) if template is not None else None, auto_template=auto_template,
@@ -139,9 +143,12 @@ class StudioHandlers:
         for item in stream:
             if isinstance(item, ReasoningStep):
                 steps.append(item)
-                yield list(steps), None
-            else:
-                yield list(steps), item
+                yield list(steps), None, evidence
+            elif isinstance(item, Inspection):
+                yield list(steps), item, evidence
+            else:  # the visual memory's evidence comes first
+                evidence = item
+                yield list(steps), None, evidence
 
     # ------------------------------------------------------------------ knowledge
     def list_entries(self, dataset: str | None, category: str | None) -> list[list]:
@@ -291,6 +298,6 @@ class WorkbenchHandlers:
         results = []
         for mode in modes:
             settings = ReasoningSettings(mode=mode, num_steps=steps, num_latent_tokens=latents)
-            *_, (_, inspection) = self.studio.inspect(image, choice, question, options, settings)
+            *_, (_, inspection, _) = self.studio.inspect(image, choice, question, options, settings)
             results.append((mode, inspection))
         return results

@@ -130,3 +130,18 @@ def comparison_rows(results: Sequence[tuple[str, Inspection]]) -> list[list]:
     """One row per configuration: answer, its probability, steps, patches, time."""
     return [[name, f"{i.answer}. {i.answer_text}", round(i.option_probs[i.answer], 3), len(i.steps),
              len(i.injected), round(i.timings.total_ms)] for name, i in results]  # fmt: skip
+
+
+def anomaly_overlay(image: Image.Image, evidence) -> Image.Image:
+    """The visual memory's calibrated anomaly map over the image, with the peak region's box."""
+    overlay = attention_overlay(image, evidence.anomaly_map.tolist(), alpha=0.6)
+    ImageDraw.Draw(overlay).rectangle(evidence.box, outline=(255, 255, 255), width=max(2, max(image.size) // 160))
+    return overlay
+
+
+def anomaly_markdown(evidence) -> str:
+    """Verdict, calibrated score and region of the visual memory's evidence."""
+    if evidence is None:
+        return "_Visual memory: no normal exemplars for this category (or disabled)._"
+    return (f"**Visual memory:** {evidence.verdict} (score {evidence.score:.2f}, raw {evidence.raw_score:.3f}) · "
+            f"most anomalous region: {evidence.region}")  # fmt: skip

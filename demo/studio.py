@@ -132,6 +132,10 @@ def _inspect_tab(config: AppConfig, handlers: StudioHandlers | None, items: list
                 answer_weight = gr.Slider(0, 2, value=defaults.answer_reward_weight, label="Answer-entropy weight")
                 latent_weight = gr.Slider(0, 2, value=defaults.latent_reward_weight, label="Latent-entropy weight")
                 readout = gr.Radio(["letter", "likelihood"], value=defaults.readout, label="Answer read-out")
+                evidence = gr.Radio(["none", "highlight", "contour", "box", "text"], value=defaults.evidence,
+                                    label="Show the visual memory's evidence to the model")  # fmt: skip
+                prior = gr.Radio(["attention", "anomaly", "mix"], value=defaults.injection_prior,
+                                 label="Patch injection prior")  # fmt: skip
             pins = gr.CheckboxGroup([], label="Knowledge to use (untick to leave out)", elem_id="knowledge-pins")
             pin_note = gr.Markdown("", elem_classes="status")
             with gr.Row():
@@ -141,7 +145,9 @@ def _inspect_tab(config: AppConfig, handlers: StudioHandlers | None, items: list
             plot = gr.Plot(label="Reward and entropy per step", elem_id="reasoning-plot")
             with gr.Row():
                 patched = gr.Image(label="Injected patches (labelled by step)", height=300, elem_id="patches")
+                anomaly = gr.Image(label="Visual memory: anomaly map", height=300, elem_id="anomaly-map")
                 attention = gr.Image(label="Latent → image attention", height=300)
+            anomaly_note = gr.Markdown("", elem_classes="status")
             replay = gr.Slider(0, 1, value=0, step=1, label="Replay injection (step)", interactive=True)
             bars = gr.Plot(label="Answer distribution")
             answer = gr.Markdown("", elem_id="answer")
@@ -176,26 +182,32 @@ def _inspect_tab(config: AppConfig, handlers: StudioHandlers | None, items: list
 
     @gpu
     def inspect(img, choice, question_text, options_text, tmpl, auto, mode_, latents_, steps_, patches_, aw, lw,
-                readout_, pinned, offered=None):  # fmt: skip
-        settings = ReasoningSettings(mode_, latents_, steps_, patches_, aw, lw, readout_)
+                readout_, evidence_, prior_, pinned, offered=None):  # fmt: skip
+        settings = ReasoningSettings(mode_, latents_, steps_, patches_, aw, lw, readout_, evidence_, prior_)
         pinned = None if not pinned or set(pinned) == set(offered or []) else pinned  # untouched: retrieve afresh
         try:
             stream = handlers.inspect(img, choice, question_text, options_text, settings, tmpl, auto, pinned)
-            for steps_so_far, inspection in stream:
+            for steps_so_far, inspection, found in stream:
                 query = img.convert("RGB")
-                if inspection is None:
+                memory_view = (render.anomaly_overlay(query, found) if found is not None else None,
+                               render.anomaly_markdown(found))  # fmt: skip
+                if not steps_so_far and inspection is None:
+                    yield (gr.skip(),) * 9 + memory_view
+                elif inspection is None:
                     figure, drawn, answer_plot = handlers.render_step(query, steps_so_far, int(steps_))
                     progress = f"Step {steps_so_far[-1].step} of {int(steps_)}…"
                     slider = gr.update(maximum=max(len(steps_so_far), 1))
-                    yield figure, drawn, gr.skip(), slider, answer_plot, progress, gr.skip(), steps_so_far, query
+                    yield (figure, drawn, gr.skip(), slider, answer_plot, progress, gr.skip(), steps_so_far, query,
+                           *memory_view)  # fmt: skip
                 else:
-                    yield _final_outputs(query, steps_so_far, inspection, int(steps_))
+                    yield _final_outputs(query, steps_so_far, inspection, int(steps_)) + memory_view
         except UserError as err:
             raise gr.Error(str(err), print_exception=False) from None
 
-    outputs = [plot, patched, attention, replay, bars, answer, used, trace, query_state]
+    outputs = [plot, patched, attention, replay, bars, answer, used, trace, query_state, anomaly, anomaly_note]
     event = run.click(inspect, [image, category, question, options, template, auto_template, mode, latents, steps,
-                                patches, answer_weight, latent_weight, readout, pins, retrieved], outputs,
+                                patches, answer_weight, latent_weight, readout, evidence, prior, pins, retrieved],
+                      outputs,
                       api_name="inspect", concurrency_limit=1, concurrency_id="model")  # fmt: skip
     event.then(lambda markdown: markdown.split("**")[1] if markdown and "**" in markdown else "", answer, last_answer,
                api_visibility="private")  # fmt: skip

@@ -22,8 +22,9 @@ def _subcommand_modules() -> list:
     from reason_iad.knowledge import command as kb_command
     from reason_iad.reasoning import command as infer_command
     from reason_iad.synth import command as synth_command
+    from reason_iad.training import command as train_command
 
-    return [synth_command, kb_command, infer_command, eval_command, bench_command]
+    return [synth_command, kb_command, infer_command, eval_command, bench_command, train_command]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from reason_iad.errors import UserError
+from reason_iad.memory.config import MemoryConfig
 
 Quantization = Literal["none", "4bit", "8bit"]
 Mode = Literal["plain", "knowledge", "latent", "full"]
@@ -60,6 +61,7 @@ class ReasoningConfig:
     patch_budget: int = 16
     patch_scoring: Literal["attention", "similarity"] = "attention"
     injection_prior: Literal["attention", "anomaly", "mix"] = "attention"  # anomaly/mix need the visual memory
+    evidence: Literal["none", "highlight", "contour", "box", "text"] = "none"  # the visual memory shown to the model
     prior_weight: float = 0.5  # weight of the anomaly map in "mix"
     readout: Literal["letter", "likelihood"] = "letter"
     max_new_tokens: int = 64
@@ -85,6 +87,8 @@ class ReasoningConfig:
             (self.patch_scoring in ("attention", "similarity"), "patch_scoring must be attention or similarity"),
             (self.injection_prior in ("attention", "anomaly", "mix"), "injection_prior: attention, anomaly or mix"),
             (0 <= self.prior_weight <= 1, "prior_weight must be between 0 and 1"),
+            (self.evidence in ("none", "highlight", "contour", "box", "text"),
+             "evidence: none, highlight, contour, box or text"),
             (self.readout in ("letter", "likelihood"), "readout must be letter or likelihood"),
             (1 <= self.max_new_tokens <= 2048, "max_new_tokens must be between 1 and 2048"),
             (0 <= self.min_new_tokens <= self.max_new_tokens, "min_new_tokens must be between 0 and max_new_tokens"),
@@ -139,6 +143,7 @@ class AppConfig:
     backend: BackendConfig = field(default_factory=BackendConfig)
     reasoning: ReasoningConfig = field(default_factory=ReasoningConfig)
     knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
     studio: StudioConfig = field(default_factory=StudioConfig)
 
     def to_json(self) -> str:

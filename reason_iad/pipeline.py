@@ -16,7 +16,7 @@ from reason_iad.config import AppConfig, ReasoningConfig
 from reason_iad.errors import UserError
 from reason_iad.reasoning.engine import InspectionRequest, Reasoner
 from reason_iad.reasoning.prompt import Question
-from reason_iad.types import Inspection, ReasoningStep, UsedKnowledge
+from reason_iad.types import AnomalySummary, Inspection, ReasoningStep, UsedKnowledge
 
 
 @dataclass
@@ -28,6 +28,7 @@ class Pipeline:
     store: object | None = None  # KnowledgeStore
     exemplars: object | None = None  # ExemplarStore
     annotations: object | None = None  # AnnotationStore
+    memory: object | None = None  # VisualMemory (reason_iad.memory), when enabled
 
     @classmethod
     def load(cls, config: AppConfig, with_knowledge: bool = True) -> Pipeline:
@@ -47,7 +48,22 @@ class Pipeline:
         uri = config.knowledge.db_uri or default_db_uri()
         exemplars = ExemplarStore(uri, ThumbnailEmbedder())
         seed_exemplars(exemplars, EXAMPLES_DIR)
-        return cls(backend, config, store, exemplars, AnnotationStore(uri))
+        memory = None
+        if config.memory.enabled:
+            from reason_iad.memory import open_memory
+
+            memory = open_memory(uri, config.memory)
+            seed_memory(memory)
+        return cls(backend, config, store, exemplars, AnnotationStore(uri), memory)
+
+    def anomaly(self, image: Image.Image, category: str | None, dataset: str | None = None):
+        """The visual memory's `AnomalyEvidence` for the image, or None without a memory bank for the category."""
+        if self.memory is None or not category:
+            return None
+        banks = [(d, c) for d, c in self.memory.categories() if c == category and (dataset in (None, d))]
+        if not banks:
+            return None
+        return self.memory.inspect(image, *banks[0])
 
     def knowledge_for(
         self, image: Image.Image, category: str | None, dataset: str | None, question: Question,
@@ -89,17 +105,54 @@ class Pipeline:
         texts, used, version = ((), (), None)
         if reasoning.uses_knowledge:
             texts, used, version = self.knowledge_for(image, category, dataset, question, pinned)
+        evidence = self.anomaly(image, category, dataset)
+        if evidence is not None:
+            yield evidence
+        query, line, prior, summary = _apply_evidence(image, evidence, reasoning.evidence)
         source = "given" if template is not None else ""
         if template is None and auto_template and category and self.exemplars is not None:
             exemplar = self.exemplars.nearest(image, category, dataset)
             if exemplar is not None:
                 template, source = exemplar.image, exemplar.id
-        request = InspectionRequest(image, question, template, category, texts)
+        request = InspectionRequest(query, question, template, category, texts, evidence=line, patch_prior=prior)
         session = Reasoner(self.backend, reasoning).start(request)
         yield from session.iterate()
-        yield dataclasses.replace(session.result(), knowledge=used, knowledge_version=version, template=source)
+        yield dataclasses.replace(session.result(), knowledge=used, knowledge_version=version, template=source,
+                                  anomaly=summary)  # fmt: skip
 
     def inspect(self, image: Image.Image, **options) -> Inspection:
         """Run `inspect_stream` to the end and return the `Inspection`."""
         *_, inspection = self.inspect_stream(image, **options)
         return inspection
+
+
+def _apply_evidence(image: Image.Image, evidence, mode: str):
+    """(image for the model, evidence line, patch prior, summary) for the chosen evidence mode."""
+    if evidence is None:
+        return image, "", None, None
+    from reason_iad.memory import draw_evidence, evidence_text, token_prior
+
+    summary = AnomalySummary(evidence.score, evidence.raw_score, evidence.verdict, evidence.region,
+                             tuple(int(v) for v in evidence.box), mode)  # fmt: skip
+    query = draw_evidence(image, evidence, mode) if mode in ("highlight", "contour", "box") else image
+    line = evidence_text(evidence) if mode == "text" else ""
+    return query, line, (lambda boxes: token_prior(evidence, boxes)), summary
+
+
+def seed_memory(memory, per_category: int = 12, seed: int = 7) -> int:
+    """Give every SynthIAD category a bank of rendered normal exemplars on first use; returns how many were added.
+
+    The renders use a seed kept apart from training and evaluation data.
+    """
+    from reason_iad.synth import CATEGORIES, render_sample
+    from reason_iad.synth.catalog import DATASET
+
+    present = set(memory.categories())
+    added = 0
+    for name in CATEGORIES:
+        if (DATASET, name) in present:
+            continue
+        images = [render_sample(name, None, seed * 1000 + i, 256).image for i in range(per_category)]
+        memory.add_exemplars(DATASET, name, images, labels=[f"normal {i}" for i in range(per_category)])
+        added += len(images)
+    return added

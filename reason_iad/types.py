@@ -44,6 +44,18 @@ class UsedKnowledge:
 
 
 @dataclass(frozen=True)
+class AnomalySummary:
+    """What the visual memory said about the query image (its map stays with the `AnomalyEvidence`)."""
+
+    score: float  # calibrated, 0.5 suspicious, 1 anomalous
+    raw_score: float
+    verdict: str  # normal | suspicious | anomalous
+    region: str
+    box: tuple[int, int, int, int]
+    shown_as: str  # how the evidence reached the model: none | highlight | contour | box | text
+
+
+@dataclass(frozen=True)
 class Timings:
     """Where an inspection spent its time, in milliseconds."""
 
@@ -73,6 +85,7 @@ class Inspection:
     knowledge: tuple[UsedKnowledge, ...] = ()
     knowledge_version: int | None = None  # the knowledge-base version the entries were read at
     template: str = ""  # where the one-shot template came from ("", "given", or an exemplar id)
+    anomaly: AnomalySummary | None = None  # the visual memory's evidence, when it was consulted
 
     def to_json(self) -> str:
         """The whole inspection, steps included, as JSON."""

@@ -11,7 +11,7 @@ BOTTLE = sorted(p for p in (EXAMPLES_DIR / "bottle").glob("*.png") if not p.name
 def test_infer_prints_answer_probabilities_patches_and_timings(capsys):
     assert main(["infer", str(BOTTLE), "--mode", "latent", "--steps", "2", "--latents", "2"]) == 0
     out = capsys.readouterr().out
-    assert "untrained random-weight" in out  # the stand-in says what it is
+    assert "demonstration model" in out and "synthetic" in out  # the embedded default says what it is
     for label in ("answer", "options", "rationale", "steps", "timings"):
         assert f"\n{label}" in "\n" + out
 

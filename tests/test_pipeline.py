@@ -44,3 +44,23 @@ def test_plain_mode_uses_no_knowledge(pipeline):
     plain = dataclasses.replace(FAST, mode="plain")
     inspection = pipeline.inspect(solid((1, 2, 3)), category="wood", reasoning=plain)
     assert inspection.knowledge == () and inspection.knowledge_version is None and inspection.steps == ()
+
+
+def test_visual_memory_evidence_is_streamed_shown_to_the_model_and_summarised(pipeline, tmp_path):
+    from reason_iad.memory import AnomalyEvidence, open_memory
+    from reason_iad.memory.config import MemoryConfig
+    from reason_iad.synth import render_sample
+
+    memory = open_memory(tmp_path / "memory", MemoryConfig(enabled=True))
+    memory.add_exemplars("Test", "wood", [render_sample("wood", None, 100 + i, 128).image for i in range(6)])
+    pipeline.memory = memory
+    defective = render_sample("wood", "hole", 5, 128).image
+    for mode in ("text", "box"):
+        config = dataclasses.replace(FAST, evidence=mode, injection_prior="mix")
+        items = list(pipeline.inspect_stream(defective, category="wood", reasoning=config))
+        assert isinstance(items[0], AnomalyEvidence) and isinstance(items[-1], Inspection)
+        summary = items[-1].anomaly
+        assert summary.shown_as == mode and summary.verdict in ("normal", "suspicious", "anomalous")
+        assert summary.region == items[0].region
+    unknown = pipeline.inspect(defective, category="tile", reasoning=FAST)
+    assert unknown.anomaly is None  # no bank for that category: no evidence, no error

@@ -38,7 +38,7 @@ def test_inspect_streams_steps_and_returns_the_answer(studio_url):
     client = Client(studio_url, verbose=False)
     image = sorted(p for p in (EXAMPLES_DIR / "wood").glob("*.png") if "_mask" not in p.name)[0]
     job = client.submit(handle_file(str(image)), "Test / wood", "", "", None, True, "full", 2, 2, 2, 1.0, 0.5,
-                        "letter", [], api_name="/inspect")  # fmt: skip
+                        "letter", "none", "attention", [], api_name="/inspect")  # fmt: skip
     outputs = [update for update in job]
     final = job.outputs()[-1]
     assert len(outputs) >= 1

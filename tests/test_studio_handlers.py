@@ -47,7 +47,8 @@ def test_questions_and_categories_from_the_form():
 def test_inspect_streams_then_finishes_and_refuses_a_missing_image(handlers):
     settings = ReasoningSettings(num_latent_tokens=2, num_steps=2)
     updates = list(handlers.inspect(solid((200, 10, 10)), "Test / wood", "", "", settings))
-    assert [len(steps) for steps, _ in updates] == [1, 2, 2] and updates[-1][1] is not None
+    assert [len(steps) for steps, _, _ in updates] == [1, 2, 2] and updates[-1][1] is not None
+    assert all(evidence is None for _, _, evidence in updates)  # no visual memory loaded here
     with pytest.raises(UserError, match="upload an image"):
         list(handlers.inspect(None, "Test / wood", "", "", settings))
     with pytest.raises(UserError, match="mode"):

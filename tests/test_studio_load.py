@@ -33,7 +33,8 @@ def test_eight_inspecting_clients_and_a_hundred_edits(tiny_backends, tmp_path):
     def inspect():
         try:
             result = Client(url, verbose=False).predict(image, "Test / wood", "", "", None, False, "full", 2, 3, 2,
-                                                        1.0, 0.5, "letter", [], api_name="/inspect")  # fmt: skip
+                                                        1.0, 0.5, "letter", "none", "attention", [],
+                                                        api_name="/inspect")  # fmt: skip
             answers.append(result[5])
         except Exception as err:  # noqa: BLE001 - collected and asserted
             errors.append(err)

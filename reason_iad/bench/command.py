@@ -40,6 +40,7 @@ def register(subparsers) -> None:
     latent.set_defaults(handler=run_latent)
     _register_kb(targets)
     _register_eval(targets)
+    _register_memory(targets)
 
 
 def _register_kb(targets) -> None:
@@ -90,6 +91,57 @@ def run_eval(args) -> int:
                             threads=args.threads, max_new_tokens=args.max_new_tokens)  # fmt: skip
     print(result.report())
     return 0
+
+
+def _register_memory(targets) -> None:
+    memory = targets.add_parser(
+        "memory", help="visual memory: feature extraction, kNN at 10k/100k patches, bank size; --quality, --elpv",
+        description="Time EfficientNet-Lite0 patch features per image, nearest-neighbour search of one image's "
+        "patches against 10k and 100k real patch features (exact torch vs LanceDB flat vs LanceDB IVF-PQ), and a "
+        "default category bank's build time and size on disk. --quality adds image/pixel AUROC per SynthIAD "
+        "category with 10 and 50 exemplars (held-out test seed); --elpv adds image AUROC on ELPV mono cells "
+        "(optional package elpv-dataset).",
+    )  # fmt: skip
+    memory.add_argument("--quality", action="store_true", help="procedural image and pixel AUROC per category")
+    memory.add_argument("--elpv", action="store_true", help="ELPV mono-cell image AUROC (pip install elpv-dataset)")
+    memory.add_argument("--speed", action=argparse.BooleanOptionalAction, default=True, help="speed figures")
+    memory.add_argument("--test-seed", type=int, default=2, help="procedural test seed (defaults were tuned on 1)")
+    memory.add_argument("--per-category", type=_positive, default=20, help="normal and defective test images each")
+    memory.add_argument("--exemplars", default="10,50", help="comma-separated exemplar counts for --quality")
+    memory.add_argument("--image-size", type=_positive, default=None, help="backbone input side (default: config)")
+    memory.add_argument("--device", default="cpu")
+    memory.add_argument("--threads", type=_positive, default=1, help="torch CPU threads (default 1)")
+    memory.add_argument("--repeats", type=_positive, default=5)
+    memory.set_defaults(handler=run_memory)
+
+
+def run_memory(args) -> int:
+    """Handler of `bench memory`."""
+    import torch
+
+    from reason_iad.bench.memory_bench import run_memory_bench
+    from reason_iad.memory import MemoryConfig, load_backbone, quality
+
+    torch.set_num_threads(args.threads)
+    try:
+        counts = tuple(int(c) for c in args.exemplars.split(","))
+    except ValueError as err:
+        raise UserError(f"--exemplars must be comma-separated integers, got {args.exemplars!r}") from err
+    if not all(2 <= c <= 1000 for c in counts):
+        raise UserError("each exemplar count must be between 2 and 1000")
+    overrides = {"device": args.device} | ({"image_size": args.image_size} if args.image_size else {})
+    config = MemoryConfig(**overrides)
+    backbone = load_backbone(config.backbone, config.image_size, config.device)
+    if args.speed:
+        print(run_memory_bench(config, backbone, repeats=args.repeats).report(), flush=True)
+    if args.quality:
+        report = quality.evaluate_procedural(config, backbone, counts, args.per_category, test_seed=args.test_seed,
+                                             progress=lambda line: print(line, flush=True))  # fmt: skip
+        print(report.report(), flush=True)
+    if args.elpv:
+        print(quality.evaluate_elpv(config, backbone, progress=lambda line: print(line, flush=True)).report())
+    return 0
+
 
 def _model_arguments(parser) -> None:
     parser.add_argument(

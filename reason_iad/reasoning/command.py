@@ -35,7 +35,8 @@ def register(subparsers) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=ReasoningConfig.num_steps, help="latent reasoning steps")
     parser.add_argument("--latents", type=int, default=ReasoningConfig.num_latent_tokens, help="latent tokens")
-    parser.add_argument("--readout", choices=["letter", "likelihood"], default="letter")
+    parser.add_argument("--readout", choices=["letter", "likelihood"],
+                        help="default: likelihood for the embedded model, letter otherwise")  # fmt: skip
     parser.add_argument("--seed", type=int, default=ReasoningConfig.seed)
     parser.add_argument("--json", action="store_true", help="print the whole Inspection (steps included) as JSON")
     parser.set_defaults(handler=run)
@@ -93,6 +94,13 @@ def _mmad_category_texts(data: dict, category: str | None, path: str) -> list[st
     return [str(text) for text in found[0].values()]
 
 
+def _default_readout(model: str) -> str:
+    """The embedded model was trained on option phrases (likelihood read-out); real MLLMs answer with letters."""
+    from reason_iad.config import DEFAULT_MODEL
+
+    return "likelihood" if model == DEFAULT_MODEL else "letter"
+
+
 def run(args: argparse.Namespace) -> int:
     """Handler of `infer`: knowledge from --knowledge FILE, else retrieved from the knowledge base."""
     from reason_iad.images import load_image
@@ -101,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
 
     question = parse_question(args.question, args.option)
     reasoning = ReasoningConfig(mode=args.mode, num_steps=args.steps, num_latent_tokens=args.latents,
-                                readout=args.readout, seed=args.seed)  # fmt: skip
+                                readout=args.readout or _default_readout(args.model), seed=args.seed)  # fmt: skip
     image = load_image(args.image, "image")
     template = load_image(args.template, "template") if args.template else None
     file_knowledge = read_knowledge(args.knowledge, args.category)
