@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from reason_iad.config import AppConfig, BackendConfig, StudioConfig
+from reason_iad.config import AppConfig, BackendConfig, StudioConfig, with_model_defaults
 from reason_iad.errors import UserError
 
 
@@ -53,13 +53,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def config_from_args(args: argparse.Namespace) -> AppConfig:
     """Map parsed flags onto the config dataclasses (the only place flags become config)."""
-    base = AppConfig.load(args.config) if args.config else AppConfig()
+    base = AppConfig.load(args.config) if args.config else with_model_defaults(AppConfig(
+        backend=BackendConfig(model=args.model)))
     backend = BackendConfig(
         model=args.model, quantization=args.quantization, device=args.device, dtype=base.backend.dtype
     )
     studio = StudioConfig(host=args.host, port=args.port, share=args.share)
     knowledge = dataclasses.replace(base.knowledge, db_uri=args.db or base.knowledge.db_uri)
-    return AppConfig(backend=backend, reasoning=base.reasoning, knowledge=knowledge, studio=studio)
+    return AppConfig(backend=backend, reasoning=base.reasoning, knowledge=knowledge, memory=base.memory, studio=studio)
 
 
 def parse_auth(text: str) -> list[tuple[str, str]]:

@@ -267,6 +267,10 @@ class WorkbenchHandlers:
                 raise UserError("only normal images can become one-shot templates")
             exemplar = self.pipeline.exemplars.add(image, dataset, category, author, note or "from an annotation")
             status += f" Added as normal template {exemplar}."
+            if self.pipeline.memory is not None:
+                bank = self.pipeline.memory.add_exemplars(dataset, category, [image], labels=[exemplar])
+                status += (f" Visual memory bank of {category}: {len(bank.exemplar_ids)} exemplars, "
+                           f"{bank.num_patches} patches (version {bank.version}).")
         return status
 
     def annotation_rows(self) -> list[list]:

@@ -184,3 +184,20 @@ def _build(kind: type[T], data: Any, where: str) -> T:
         return kind(**values)
     except TypeError as err:
         raise UserError(f"{where}: {err}") from err
+
+
+def with_model_defaults(config: AppConfig) -> AppConfig:
+    """The defaults that suit the configured model.
+
+    The embedded demonstration model was trained on option phrases with the visual memory's text evidence, so it
+    reads answers out by likelihood, sees the evidence line, uses the anomaly map as injection prior and
+    retrieves knowledge with the tiny CLIP. Real MLLMs keep MMAD's letter read-out with the memory off.
+    """
+    if config.backend.model != DEFAULT_MODEL:
+        return config
+    reasoning = dataclasses.replace(config.reasoning, readout="likelihood", evidence="text", injection_prior="mix")
+    knowledge = config.knowledge
+    if not knowledge.image_embedder:
+        knowledge = dataclasses.replace(knowledge, image_embedder="tiny_clip")
+    memory = dataclasses.replace(config.memory, enabled=True)
+    return dataclasses.replace(config, reasoning=reasoning, knowledge=knowledge, memory=memory)

@@ -52,8 +52,7 @@ class Pipeline:
         if config.memory.enabled:
             from reason_iad.memory import open_memory
 
-            memory = open_memory(uri, config.memory)
-            seed_memory(memory)
+            memory = open_memory(uri, config.memory)  # SynthIAD banks are seeded lazily, per category
         return cls(backend, config, store, exemplars, AnnotationStore(uri), memory)
 
     def anomaly(self, image: Image.Image, category: str | None, dataset: str | None = None):
@@ -61,6 +60,8 @@ class Pipeline:
         if self.memory is None or not category:
             return None
         banks = [(d, c) for d, c in self.memory.categories() if c == category and (dataset in (None, d))]
+        if not banks and seed_memory(self.memory, [category]):
+            banks = [(d, c) for d, c in self.memory.categories() if c == category]
         if not banks:
             return None
         return self.memory.inspect(image, *banks[0])
@@ -139,18 +140,19 @@ def _apply_evidence(image: Image.Image, evidence, mode: str):
     return query, line, (lambda boxes: token_prior(evidence, boxes)), summary
 
 
-def seed_memory(memory, per_category: int = 12, seed: int = 7) -> int:
-    """Give every SynthIAD category a bank of rendered normal exemplars on first use; returns how many were added.
+def seed_memory(memory, categories=None, per_category: int = 8, seed: int = 7) -> int:
+    """Give SynthIAD categories (default: all) a bank of rendered normal exemplars; returns how many were added.
 
-    The renders use a seed kept apart from training and evaluation data.
+    Called lazily on a category's first inspection (about 6-15 s on a 2-core CPU). The renders use a seed kept
+    apart from training and evaluation data; categories that are not SynthIAD's are left alone.
     """
     from reason_iad.synth import CATEGORIES, render_sample
     from reason_iad.synth.catalog import DATASET
 
     present = set(memory.categories())
     added = 0
-    for name in CATEGORIES:
-        if (DATASET, name) in present:
+    for name in categories or CATEGORIES:
+        if name not in CATEGORIES or (DATASET, name) in present:
             continue
         images = [render_sample(name, None, seed * 1000 + i, 256).image for i in range(per_category)]
         memory.add_exemplars(DATASET, name, images, labels=[f"normal {i}" for i in range(per_category)])

@@ -42,3 +42,15 @@ def test_bad_config_is_refused_clearly(text, message):
 def test_configs_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         AppConfig().studio.port = 1  # type: ignore[misc]
+
+
+def test_the_embedded_model_gets_its_trained_defaults_and_real_models_keep_mmad_defaults():
+    from reason_iad.config import with_model_defaults
+
+    embedded = with_model_defaults(AppConfig())
+    assert (embedded.reasoning.readout, embedded.reasoning.evidence, embedded.reasoning.injection_prior) == (
+        "likelihood", "text", "mix")  # fmt: skip
+    assert embedded.knowledge.image_embedder == "tiny_clip" and embedded.memory.enabled
+    real = AppConfig(backend=BackendConfig(model="Qwen/Qwen2.5-VL-7B-Instruct"))
+    assert with_model_defaults(real) == real
+    assert real.reasoning.readout == "letter" and not real.memory.enabled

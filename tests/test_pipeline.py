@@ -62,5 +62,7 @@ def test_visual_memory_evidence_is_streamed_shown_to_the_model_and_summarised(pi
         summary = items[-1].anomaly
         assert summary.shown_as == mode and summary.verdict in ("normal", "suspicious", "anomalous")
         assert summary.region == items[0].region
-    unknown = pipeline.inspect(defective, category="tile", reasoning=FAST)
-    assert unknown.anomaly is None  # no bank for that category: no evidence, no error
+    unknown = pipeline.inspect(defective, category="gear", reasoning=dataclasses.replace(FAST, mode="latent"))
+    assert unknown.anomaly is None  # no bank for that category (and not a SynthIAD one): no evidence, no error
+    seeded = pipeline.inspect(defective, category="tile", reasoning=dataclasses.replace(FAST, mode="latent"))
+    assert seeded.anomaly is not None and ("SynthIAD", "tile") in memory.categories()  # seeded on first use

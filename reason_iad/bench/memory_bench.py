@@ -46,6 +46,7 @@ class MemoryBenchResult:
     query_patches: int
     extract_ms: float
     extract_batch_ms: float
+    batch_size: int
     searches: tuple[SearchTiming, ...]
     bank_exemplars: int
     bank_patches: int
@@ -57,8 +58,8 @@ class MemoryBenchResult:
         """Human-readable summary, one figure per line."""
         lines = [
             f"backbone         {self.backbone} on {self.device}, {self.threads} torch thread(s)",
-            f"features         {self.extract_ms:8.1f} ms/image (batch of 1), {self.extract_batch_ms:.1f} ms/image "
-            f"(batch of 16); {self.query_patches} patches per image",
+            f"features         {self.extract_ms:8.1f} ms/image (one image), {self.extract_batch_ms:.1f} ms/image "
+            f"(16 images, backbone batch {self.batch_size}); {self.query_patches} patches per image",
         ]  # fmt: skip
         for s in self.searches:
             index = (f"LanceDB IVF-PQ {s.lance_index_ms:8.1f} ms/image (built in {s.index_build_s:.1f} s, median "
@@ -134,4 +135,5 @@ def run_memory_bench(config: MemoryConfig, backbone: Backbone, bank_sizes: tuple
         inspect_ms = median_ms(lambda: memory.inspect(query_image, DATASET, "carpet"), repeats)
         size = memory.store.size_bytes()
     return MemoryBenchResult(backbone.name, config.device, torch.get_num_threads(), queries.shape[0], extract_ms,
-                             extract_batch_ms, searches, exemplars, kept, size, build_s, inspect_ms)  # fmt: skip
+                             extract_batch_ms, getattr(backbone, "batch_size", 1), searches, exemplars, kept, size,
+                             build_s, inspect_ms)  # fmt: skip

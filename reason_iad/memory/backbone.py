@@ -52,13 +52,14 @@ class EfficientNetLiteBackbone:
     """
 
     def __init__(self, image_size: int = 224, taps: Sequence[int] = LITE0_TAPS, device: str = "cpu",
-                 batch_size: int = 16) -> None:  # fmt: skip
+                 batch_size: int | None = None) -> None:  # fmt: skip
         if not taps or any(t not in LITE0_CHANNELS for t in taps):
             raise UserError(f"EfficientNet-Lite0 taps must be among {sorted(LITE0_CHANNELS)}, not {list(taps)}")
         self.image_size = int(image_size)
         self.taps = tuple(sorted(taps))
         self.device = device
-        self.batch_size = batch_size
+        # one image at a time is fastest on a CPU (measured: 22 ms/image vs 59 at batch 16, 1 thread, 256 px)
+        self.batch_size = batch_size or (1 if device == "cpu" else 16)
         self.feature_dim = sum(LITE0_CHANNELS[t] for t in self.taps)
         suffix = "" if self.taps == LITE0_TAPS else "-" + "-".join(map(str, self.taps))
         self.name = f"efficientnet-lite0{suffix}@{self.image_size}"
