@@ -305,3 +305,45 @@ class WorkbenchHandlers:
             *_, (_, inspection, _) = self.studio.inspect(image, choice, question, options, settings)
             results.append((mode, inspection))
         return results
+
+
+class TransferHandlers:
+    """Knowledge import/export and whole-version views (the Knowledge tab's lower panels)."""
+
+    def __init__(self, studio: StudioHandlers) -> None:
+        self.studio = studio
+
+    def import_file(self, path: str | None, partial: bool, username: str | None) -> str:
+        """Import an uploaded MMAD `domain_knowledge.json` or JSONL file; returns the summary."""
+        from reason_iad.knowledge.transfer import import_entries, read_import_file
+
+        author = self.studio.curator(username)
+        if not path:
+            raise UserError("upload a .json (MMAD domain_knowledge) or .jsonl file first")
+        entries, refused = read_import_file(path, author)
+        summary = import_entries(self.studio._store(), entries, refused, author, partial)
+        return summary.describe().replace("\n", "  \n")
+
+    def export_file(self, kind: str, version: float | None) -> str:
+        """Export the knowledge (optionally at a version) to a temporary file; returns its path."""
+        import tempfile
+        from pathlib import Path
+
+        from reason_iad.knowledge.transfer import export_domain_knowledge, export_jsonl
+
+        folder = Path(tempfile.mkdtemp(prefix="reason-iad-knowledge-"))
+        at = int(version) if version else None
+        if kind == "jsonl":
+            path = folder / "knowledge.jsonl"
+            export_jsonl(self.studio._store(), path, at)
+        else:
+            path = folder / "domain_knowledge.json"
+            export_domain_knowledge(self.studio._store(), path, at)
+        return str(path)
+
+    def version_rows(self, version: float | None) -> list[list]:
+        """Every entry as it was at a version."""
+        if not version:
+            raise UserError("choose a version to view")
+        return [[s.entry.id, s.entry.title, s.entry.text[:200], s.updated_at[:19]]
+                for s in self.studio._store().list(version=int(version))]  # fmt: skip

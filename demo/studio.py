@@ -265,6 +265,17 @@ def _knowledge_tab(handlers: StudioHandlers) -> None:
             version_a, version_b = gr.Number(label="Version (restore / diff from)"), gr.Number(label="Diff to")
             restore, diff = gr.Button("Restore"), gr.Button("Diff")
         diff_view = gr.Code(label="Diff", language=None)
+        view = gr.Button("View version (the 'from' number)")
+        snapshot = gr.Dataframe(headers=["id", "title", "text", "updated"], interactive=False, label="That version")
+    with gr.Accordion("Import / export", open=False):
+        with gr.Row():
+            upload = gr.File(label="MMAD domain_knowledge.json or JSONL", file_types=[".json", ".jsonl"])
+            partial = gr.Checkbox(label="write the valid entries even if some are refused")
+            import_button = gr.Button("Import")
+        with gr.Row():
+            kind = gr.Radio(["mmad", "jsonl"], value="mmad", label="Export format")
+            export_button = gr.Button("Export (latest, or the 'from' version)")
+            exported = gr.File(label="Download")
 
     def load_row(table, event: gr.SelectData):
         stored = handlers.pipeline.store.get(str(table.iloc[event.index[0]]["id"])).entry
@@ -298,6 +309,17 @@ def _knowledge_tab(handlers: StudioHandlers) -> None:
     restore.click(guarded(restore_version), version_a, status, api_visibility="private", **writes).then(
         **show_history)
     diff.click(guarded(handlers.diff), [version_a, version_b], diff_view, api_visibility="private")
+    from demo.handlers import TransferHandlers
+
+    transfer = TransferHandlers(handlers)
+
+    def import_file(path, partial_, request: gr.Request):
+        return transfer.import_file(path, partial_, request.username)
+
+    view.click(guarded(transfer.version_rows), version_a, snapshot, api_visibility="private")
+    import_button.click(guarded(import_file), [upload, partial], status, api_visibility="private", **writes).then(
+        **show_history)
+    export_button.click(guarded(transfer.export_file), [kind, version_a], exported, api_visibility="private")
 
 
 def launch_options(config: AppConfig, auth: list[tuple[str, str]] | None = None) -> dict:

@@ -112,3 +112,25 @@ def test_compare_runs_each_mode_on_the_same_input(handlers):
     assert len(comparison_rows(results)) == 2 and len(comparison_figure(results).data) == 1
     with pytest.raises(UserError, match="at most four"):
         WorkbenchHandlers(handlers).compare(solid((1, 1, 1)), None, "", "", ["plain"] * 5, 1, 1)
+
+
+def test_import_export_and_version_view_from_the_studio(handlers, tmp_path):
+    import json
+
+    from demo.handlers import TransferHandlers
+
+    transfer = TransferHandlers(handlers)
+    first = handlers.pipeline.store.version
+    exported = transfer.export_file("mmad", None)
+    data = json.loads(open(exported).read())
+    data["Test"]["wood"]["knot"] = "<Knot>\nDescription: A dark round knot."
+    upload = tmp_path / "dk.json"
+    upload.write_text(json.dumps(data))
+    summary = transfer.import_file(str(upload), False, None)
+    assert "created 1" in summary and "new version" in summary
+    assert len(transfer.version_rows(first)) == 6 and len(transfer.version_rows(first + 1)) == 7
+    with pytest.raises(UserError, match="upload"):
+        transfer.import_file(None, False, None)
+    locked = TransferHandlers(StudioHandlers(handlers.pipeline, [], curators={"ana"}))
+    with pytest.raises(UserError, match="log in"):
+        locked.import_file(str(upload), False, None)
