@@ -83,7 +83,7 @@ def build_studio(config: AppConfig, pipeline=None, examples: list[GalleryItem] |
                 choices = _inspect_tab(config, handlers, items, last_answer)
             if handlers is not None and pipeline.store is not None:
                 with gr.Tab("Knowledge", id="knowledge"):
-                    _knowledge_tab(handlers)
+                    _knowledge_tab(handlers, choices)
             if handlers is not None:
                 from demo.handlers import WorkbenchHandlers
                 from demo.workbench import annotate_tab, compare_tab
@@ -226,7 +226,7 @@ def _final_outputs(query, steps, inspection, num_steps: int) -> tuple:
             render.answer_markdown(inspection), render.knowledge_rows(inspection), steps, query)  # fmt: skip
 
 
-def _knowledge_tab(handlers: StudioHandlers) -> None:
+def _knowledge_tab(handlers: StudioHandlers, choices: list[str]) -> None:
     from reason_iad.knowledge.search import categories
 
     pairs = categories(handlers.pipeline.store)
@@ -267,6 +267,17 @@ def _knowledge_tab(handlers: StudioHandlers) -> None:
         diff_view = gr.Code(label="Diff", language=None)
         view = gr.Button("View version (the 'from' number)")
         snapshot = gr.Dataframe(headers=["id", "title", "text", "updated"], interactive=False, label="That version")
+    with gr.Accordion("Normal exemplars and the visual memory", open=False):
+        with gr.Row():
+            exemplar_category = gr.Dropdown(choices[1:], label="Category")
+            show_exemplars = gr.Button("Show")
+        exemplar_gallery = gr.Gallery(label="Exemplars (caption: id)", columns=8, height=200, allow_preview=False)
+        bank = gr.Markdown("")
+        with gr.Row():
+            new_exemplar = gr.Image(type="pil", label="Add a normal image", height=160)
+            add_exemplar = gr.Button("Add exemplar")
+            exemplar_id = gr.Textbox(label="Exemplar id to remove")
+            remove_exemplar = gr.Button("Remove exemplar", variant="stop")
     with gr.Accordion("Import / export", open=False):
         with gr.Row():
             upload = gr.File(label="MMAD domain_knowledge.json or JSONL", file_types=[".json", ".jsonl"])
@@ -309,7 +320,7 @@ def _knowledge_tab(handlers: StudioHandlers) -> None:
     restore.click(guarded(restore_version), version_a, status, api_visibility="private", **writes).then(
         **show_history)
     diff.click(guarded(handlers.diff), [version_a, version_b], diff_view, api_visibility="private")
-    from demo.handlers import TransferHandlers
+    from demo.knowledge_panels import TransferHandlers
 
     transfer = TransferHandlers(handlers)
 
@@ -317,6 +328,24 @@ def _knowledge_tab(handlers: StudioHandlers) -> None:
         return transfer.import_file(path, partial_, request.username)
 
     view.click(guarded(transfer.version_rows), version_a, snapshot, api_visibility="private")
+    from demo.knowledge_panels import ExemplarHandlers
+
+    exemplars = ExemplarHandlers(handlers)
+
+    def add_exemplar_fn(image_, choice, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio's API
+        return exemplars.add(image_, choice, request.username, progress)
+
+    def remove_exemplar_fn(exemplar, choice, request: gr.Request):
+        return exemplars.remove(exemplar, choice, request.username)
+
+    show_exemplars.click(guarded(exemplars.show), exemplar_category, [exemplar_gallery, bank],
+                         api_visibility="private")  # fmt: skip
+    add_exemplar.click(guarded(add_exemplar_fn), [new_exemplar, exemplar_category], bank, api_visibility="private",
+                       **writes).then(guarded(exemplars.show), exemplar_category, [exemplar_gallery, bank],
+                                      api_visibility="private")  # fmt: skip
+    remove_exemplar.click(guarded(remove_exemplar_fn), [exemplar_id, exemplar_category], bank,
+                          api_visibility="private", **writes).then(
+        guarded(exemplars.show), exemplar_category, [exemplar_gallery, bank], api_visibility="private")
     import_button.click(guarded(import_file), [upload, partial], status, api_visibility="private", **writes).then(
         **show_history)
     export_button.click(guarded(transfer.export_file), [kind, version_a], exported, api_visibility="private")

@@ -117,7 +117,7 @@ def test_compare_runs_each_mode_on_the_same_input(handlers):
 def test_import_export_and_version_view_from_the_studio(handlers, tmp_path):
     import json
 
-    from demo.handlers import TransferHandlers
+    from demo.knowledge_panels import TransferHandlers
 
     transfer = TransferHandlers(handlers)
     first = handlers.pipeline.store.version
@@ -134,3 +134,25 @@ def test_import_export_and_version_view_from_the_studio(handlers, tmp_path):
     locked = TransferHandlers(StudioHandlers(handlers.pipeline, [], curators={"ana"}))
     with pytest.raises(UserError, match="log in"):
         locked.import_file(str(upload), False, None)
+
+
+def test_exemplar_panel_adds_and_removes_from_templates_and_memory_bank(handlers, tmp_path):
+    from demo.knowledge_panels import ExemplarHandlers
+    from reason_iad.knowledge.embedders import ThumbnailEmbedder
+    from reason_iad.knowledge.exemplars import ExemplarStore
+    from reason_iad.memory import open_memory
+    from reason_iad.memory.config import MemoryConfig
+    from reason_iad.synth import render_sample
+
+    handlers.pipeline.exemplars = ExemplarStore(tmp_path / "db", ThumbnailEmbedder())
+    handlers.pipeline.memory = open_memory(tmp_path / "memory", MemoryConfig(enabled=True))
+    panel = ExemplarHandlers(handlers)
+    for seed in range(3):
+        status = panel.add(render_sample("wood", None, 200 + seed, 128).image, "Test / wood", None)
+    assert "3 exemplars" in status and "suspicious from raw score" in status
+    gallery, bank = panel.show("Test / wood")
+    assert len(gallery) == 3 and "3 exemplars" in bank
+    removed = panel.remove(gallery[0][1], "Test / wood", None)
+    assert "2 exemplars" in removed and len(panel.show("Test / wood")[0]) == 2
+    with pytest.raises(UserError, match="choose a category"):
+        panel.add(None, None, None)

@@ -1,0 +1,103 @@
+"""Handlers of the Knowledge tab's lower panels: import/export, whole-version views, normal exemplars."""
+
+from __future__ import annotations
+
+from demo.handlers import StudioHandlers, split_category
+from reason_iad.errors import UserError
+
+
+class TransferHandlers:
+    """Knowledge import/export and whole-version views (the Knowledge tab's lower panels)."""
+
+    def __init__(self, studio: StudioHandlers) -> None:
+        self.studio = studio
+
+    def import_file(self, path: str | None, partial: bool, username: str | None) -> str:
+        """Import an uploaded MMAD `domain_knowledge.json` or JSONL file; returns the summary."""
+        from reason_iad.knowledge.transfer import import_entries, read_import_file
+
+        author = self.studio.curator(username)
+        if not path:
+            raise UserError("upload a .json (MMAD domain_knowledge) or .jsonl file first")
+        entries, refused = read_import_file(path, author)
+        summary = import_entries(self.studio._store(), entries, refused, author, partial)
+        return summary.describe().replace("\n", "  \n")
+
+    def export_file(self, kind: str, version: float | None) -> str:
+        """Export the knowledge (optionally at a version) to a temporary file; returns its path."""
+        import tempfile
+        from pathlib import Path
+
+        from reason_iad.knowledge.transfer import export_domain_knowledge, export_jsonl
+
+        folder = Path(tempfile.mkdtemp(prefix="reason-iad-knowledge-"))
+        at = int(version) if version else None
+        if kind == "jsonl":
+            path = folder / "knowledge.jsonl"
+            export_jsonl(self.studio._store(), path, at)
+        else:
+            path = folder / "domain_knowledge.json"
+            export_domain_knowledge(self.studio._store(), path, at)
+        return str(path)
+
+    def version_rows(self, version: float | None) -> list[list]:
+        """Every entry as it was at a version."""
+        if not version:
+            raise UserError("choose a version to view")
+        return [[s.entry.id, s.entry.title, s.entry.text[:200], s.updated_at[:19]]
+                for s in self.studio._store().list(version=int(version))]  # fmt: skip
+
+
+class ExemplarHandlers:
+    """Normal exemplars per category: templates for one-shot and the visual memory's bank."""
+
+    def __init__(self, studio: StudioHandlers) -> None:
+        self.studio = studio
+        self.pipeline = studio.pipeline
+
+    def show(self, choice: str | None) -> tuple[list, str]:
+        """(gallery of (image, id), bank description) for a `dataset / category` choice."""
+        dataset, category = split_category(choice)
+        if not category or self.pipeline.exemplars is None:
+            raise UserError("choose a category")
+        gallery = [(e.image, e.id) for e in self.pipeline.exemplars.list(category, dataset)]
+        return gallery, self.bank_text(dataset, category)
+
+    def bank_text(self, dataset: str, category: str) -> str:
+        """The memory bank's size and calibrated threshold, or why there is none."""
+        memory = self.pipeline.memory
+        if memory is None:
+            return "_The visual memory is off for this model._"
+        if (dataset, category) not in memory.categories():
+            return f"_No memory bank for {dataset} / {category} yet (built on the first inspection or exemplar)._"
+        info = memory.bank_info(dataset, category)
+        threshold = f", suspicious from raw score {info.calibration.threshold:.3f}" if info.calibration else ""
+        return (f"**Memory bank:** {len(info.exemplar_ids)} exemplars, {info.num_patches} patches "
+                f"(from {info.source_patches}), version {info.version}{threshold}")  # fmt: skip
+
+    def add(self, image, choice: str | None, username: str | None, progress=None) -> str:
+        """Add a normal exemplar (template table and memory bank); returns a status line."""
+        author = self.studio.curator(username)
+        dataset, category = split_category(choice)
+        if image is None or not category:
+            raise UserError("choose a category and upload a normal image")
+        exemplar = self.pipeline.exemplars.add(image, dataset, category, author, "added in the studio")
+        if self.pipeline.memory is not None:
+            if progress is not None:
+                progress(0.2, desc=f"rebuilding the memory bank of {category}")
+            self.pipeline.memory.add_exemplars(dataset, category, [image], labels=[exemplar])
+        return f"Added exemplar {exemplar}. " + self.bank_text(dataset, category)
+
+    def remove(self, exemplar_id: str, choice: str | None, username: str | None) -> str:
+        """Remove an exemplar from both tables (its bank is rebuilt); returns a status line."""
+        self.studio.curator(username)
+        dataset, category = split_category(choice)
+        if not exemplar_id or not category:
+            raise UserError("choose a category and give the exemplar id (shown under its image)")
+        self.pipeline.exemplars.remove(exemplar_id)
+        memory = self.pipeline.memory
+        if memory is not None and (dataset, category) in memory.categories():
+            matching = [r.exemplar_id for r in memory.exemplars(dataset, category) if r.label == exemplar_id]
+            if matching:
+                memory.remove_exemplars(dataset, category, matching)
+        return f"Removed exemplar {exemplar_id}. " + self.bank_text(dataset, category)
