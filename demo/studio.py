@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 
 import gradio as gr
 
@@ -72,6 +73,8 @@ def build_studio(config: AppConfig, pipeline=None, examples: list[GalleryItem] |
     handlers = StudioHandlers(pipeline, items, curators, auth_required) if pipeline is not None else None
     with gr.Blocks(title="Reason-IAD Studio") as studio:
         model_name = getattr(getattr(pipeline, "backend", None), "name", None)
+        if os.environ.get("OAUTH_CLIENT_ID"):  # a Space with `hf_oauth: true`: curators sign in with Hugging Face
+            gr.LoginButton()
         gr.Markdown(
             f"# Reason-IAD Studio\nKnowledge-guided latent reasoning for explainable industrial anomaly "
             f"detection · v{__version__}\n\n{model_banner(config, model_name)}",
@@ -185,6 +188,8 @@ def _inspect_tab(config: AppConfig, handlers: StudioHandlers | None, items: list
                 readout_, evidence_, prior_, pinned, offered=None):  # fmt: skip
         settings = ReasoningSettings(mode_, latents_, steps_, patches_, aw, lw, readout_, evidence_, prior_)
         pinned = None if not pinned or set(pinned) == set(offered or []) else pinned  # untouched: retrieve afresh
+        starting = "⏳ Retrieving knowledge, consulting the visual memory and running the prefix pass…"
+        yield (gr.skip(),) * 5 + (starting,) + (gr.skip(),) * 5
         try:
             stream = handlers.inspect(img, choice, question_text, options_text, settings, tmpl, auto, pinned)
             for steps_so_far, inspection, found in stream:
