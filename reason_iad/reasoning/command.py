@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
-from reason_iad.config import MODES, AppConfig, BackendConfig, KnowledgeConfig, ReasoningConfig
+from reason_iad.config import MODES, AppConfig, BackendConfig, KnowledgeConfig, ReasoningConfig, with_model_defaults
 from reason_iad.errors import UserError
 
 
@@ -94,13 +95,6 @@ def _mmad_category_texts(data: dict, category: str | None, path: str) -> list[st
     return [str(text) for text in found[0].values()]
 
 
-def _default_readout(model: str) -> str:
-    """The embedded model was trained on option phrases (likelihood read-out); real MLLMs answer with letters."""
-    from reason_iad.config import DEFAULT_MODEL
-
-    return "likelihood" if model == DEFAULT_MODEL else "letter"
-
-
 def run(args: argparse.Namespace) -> int:
     """Handler of `infer`: knowledge from --knowledge FILE, else retrieved from the knowledge base."""
     from reason_iad.images import load_image
@@ -108,14 +102,17 @@ def run(args: argparse.Namespace) -> int:
     from reason_iad.reasoning.report import format_inspection
 
     question = parse_question(args.question, args.option)
-    reasoning = ReasoningConfig(mode=args.mode, num_steps=args.steps, num_latent_tokens=args.latents,
-                                readout=args.readout or _default_readout(args.model), seed=args.seed)  # fmt: skip
+    backend = BackendConfig(model=args.model, quantization=args.quantization, device=args.device)
+    config = with_model_defaults(AppConfig(backend=backend, knowledge=KnowledgeConfig(db_uri=args.db)))
+    reasoning = dataclasses.replace(
+        config.reasoning, mode=args.mode, num_steps=args.steps, seed=args.seed, num_latent_tokens=args.latents,
+        readout=args.readout or config.reasoning.readout,
+    )
+    config = dataclasses.replace(config, reasoning=reasoning)
     image = load_image(args.image, "image")
     template = load_image(args.template, "template") if args.template else None
     file_knowledge = read_knowledge(args.knowledge, args.category)
-    backend = BackendConfig(model=args.model, quantization=args.quantization, device=args.device)
-    use_store = reasoning.uses_knowledge and args.knowledge is None or args.auto_template
-    config = AppConfig(backend=backend, reasoning=reasoning, knowledge=KnowledgeConfig(db_uri=args.db))
+    use_store = reasoning.uses_knowledge and args.knowledge is None or args.auto_template or config.memory.enabled
     pipeline = Pipeline.load(config, with_knowledge=use_store)
     if args.knowledge is not None:
         from reason_iad.reasoning.engine import InspectionRequest, Reasoner

@@ -18,6 +18,10 @@ def format_inspection(inspection: Inspection) -> str:
     if inspection.knowledge:
         version = f" (knowledge version {inspection.knowledge_version})" if inspection.knowledge_version else ""
         lines.append("knowledge " + "; ".join(f"{k.id} {k.score:.3f}" for k in inspection.knowledge) + version)
+    if inspection.anomaly is not None:
+        a = inspection.anomaly
+        lines.append(f"memory    {a.verdict} (score {a.score:.2f}, raw {a.raw_score:.3f}), most anomalous region "
+                     f"{a.region} {a.box}; shown to the model as: {a.shown_as}")  # fmt: skip
     if inspection.template:
         lines.append(f"template  {inspection.template}")
     if inspection.steps:
