@@ -17,12 +17,12 @@ from pathlib import Path
 
 import lancedb
 import numpy as np
-from lancedb.expr import col, lit
 from lancedb.pydantic import LanceModel
 from PIL import Image
 
 from reason_iad.errors import UserError
-from reason_iad.images import load_image
+from reason_iad.filters import equal_to
+from reason_iad.images import load_image, png_bytes
 from reason_iad.mmad import ANOMALY_QUESTION, MMADQuestion, MMADRecord, dump_mmad
 from reason_iad.synth.shapes import REGIONS, region_of
 
@@ -64,12 +64,6 @@ class Annotation:
     mask: Image.Image | None  # L mode, 255 = defect
 
 
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def _mask(mask, size: tuple[int, int]) -> Image.Image | None:
     if mask is None:
         return None
@@ -108,8 +102,8 @@ class AnnotationStore:
         row = AnnotationRow(id=annotation_id, dataset=dataset.strip(), category=category.strip(), label=label,
                             defect=defect.strip() if label == "defective" else "good", note=note, author=author.strip(),
                             created_at=now.isoformat(timespec="seconds"), model_answer=model_answer,
-                            corrected_answer=corrected_answer, image_png=_png(picture),
-                            mask_png=_png(region) if region is not None else b"")  # fmt: skip
+                            corrected_answer=corrected_answer, image_png=png_bytes(picture),
+                            mask_png=png_bytes(region) if region is not None else b"")  # fmt: skip
         with _LOCK:
             self.table.add([row])
         return annotation_id
@@ -119,7 +113,7 @@ class AnnotationStore:
         self.table.checkout_latest()
         query = self.table.search()
         if dataset:
-            query = query.where(col("dataset") == lit(dataset))
+            query = query.where(equal_to("dataset", dataset))
         rows = query.limit(max(self.table.count_rows(), 1)).to_list()
         return sorted((self._annotation(r) for r in rows), key=lambda a: a.created_at + a.id)
 
@@ -128,7 +122,7 @@ class AnnotationStore:
         with _LOCK:
             if not any(a.id == annotation_id for a in self.list()):
                 raise UserError(f"no annotation with id {annotation_id!r}")
-            self.table.delete(col("id") == lit(annotation_id))
+            self.table.delete(equal_to("id", annotation_id))
 
     @staticmethod
     def _annotation(row: dict) -> Annotation:

@@ -54,6 +54,13 @@ def _check_size(image: Image.Image, label: str) -> None:
         raise UserError(f"{label} is {width}x{height}; images need at least {MIN_SIDE} pixels per side")
 
 
+def png_bytes(image: Image.Image) -> bytes:
+    """The image encoded as PNG (lossless, no metadata), for storing in LanceDB."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def normalise_image(image: Image.Image, label: str = "image") -> Image.Image:
     """8-bit RGB, alpha composited on white, high bit depths rescaled, EXIF orientation applied, <= MAX_SIDE."""
     _check_size(image, label)

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lancedb
-from lancedb.expr import col, lit
 from lancedb.pydantic import LanceModel, Vector
 from PIL import Image
 from pydantic import create_model
 
 from reason_iad.errors import UserError
-from reason_iad.images import load_image
+from reason_iad.filters import all_of, equal_to
+from reason_iad.images import load_image, png_bytes
 from reason_iad.knowledge.embedders import Embedder
 
 EXEMPLAR_TABLE = "exemplars"
@@ -46,12 +46,6 @@ def _model(dim: int) -> type[LanceModel]:
     return create_model("ExemplarRow", __base__=LanceModel, **fields)
 
 
-def _png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 class ExemplarStore:
     """Add, remove, list and look up normal exemplars; every change is a new table version."""
 
@@ -71,10 +65,10 @@ class ExemplarStore:
         if not dataset.strip() or not category.strip() or not author.strip():
             raise UserError("an exemplar needs a dataset, a category and an author")
         picture = load_image(image, "exemplar")
-        count = self._count(col("category") == lit(category))
+        count = self._count(equal_to("category", category))
         exemplar_id = f"{dataset}/{category}/{count:04d}-{dt.datetime.now(dt.UTC).strftime('%H%M%S%f')}".lower()
         row = {"id": exemplar_id, "dataset": dataset, "category": category, "author": author.strip(), "note": note,
-               "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "png": _png(picture),
+               "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "png": png_bytes(picture),
                "vector": self.embedder.embed_images([picture])[0].tolist()}  # fmt: skip
         with _LOCK:
             self.table.add([row])
@@ -84,28 +78,23 @@ class ExemplarStore:
         """Delete one exemplar by id (unknown ids are refused)."""
         with _LOCK:
             self.table.checkout_latest()
-            if not self._count(col("id") == lit(exemplar_id)):
+            if not self._count(equal_to("id", exemplar_id)):
                 raise UserError(f"no exemplar with id {exemplar_id!r}")
-            self.table.delete(col("id") == lit(exemplar_id))
+            self.table.delete(equal_to("id", exemplar_id))
 
     def list(self, category: str | None = None, dataset: str | None = None) -> list[Exemplar]:
         """Exemplars, optionally of one category (and dataset), oldest first."""
         self.table.checkout_latest()
         query = self.table.search()
-        terms = [col(k) == lit(v) for k, v in (("category", category), ("dataset", dataset)) if v]
-        if terms:
-            condition = terms[0]
-            for term in terms[1:]:
-                condition = condition & term
+        condition = all_of(equal_to(k, v) for k, v in (("category", category), ("dataset", dataset)) if v)
+        if condition is not None:
             query = query.where(condition)
         rows = query.limit(max(self.table.count_rows(), 1)).to_list()
         return sorted((self._exemplar(r) for r in rows), key=lambda e: (e.created_at, e.id))
 
     def nearest(self, image: Image.Image, category: str, dataset: str | None = None) -> Exemplar | None:
         """The exemplar of the category most similar to `image`, or None when the category has none."""
-        condition = col("category") == lit(category)
-        if dataset:
-            condition = condition & (col("dataset") == lit(dataset))
+        condition = all_of(equal_to(k, v) for k, v in (("category", category), ("dataset", dataset)) if v)
         return self._nearest(image, condition)
 
     def nearest_any(self, image: Image.Image) -> Exemplar | None:

@@ -7,8 +7,15 @@ from collections.abc import Callable
 import lancedb
 
 from reason_iad.knowledge.embedders import Embedder
-from reason_iad.knowledge.schema import HISTORY_TABLE, KNOWLEDGE_TABLE, META_TABLE, HistoryRow, MetaRow, knowledge_model
-from reason_iad.knowledge.store import KnowledgeStore, _now, stored_entry
+from reason_iad.knowledge.schema import HISTORY_TABLE, KNOWLEDGE_TABLE, HistoryRow, knowledge_model
+from reason_iad.knowledge.store import (
+    KnowledgeStore,
+    _now,
+    create_search_indexes,
+    entry_rows,
+    stored_entry,
+    write_meta,
+)
 
 BATCH = 64
 
@@ -19,12 +26,11 @@ def reembed(uri: str, text_embedder: Embedder, image_embedder: Embedder | None, 
     db = lancedb.connect(uri)
     table = db.open_table(KNOWLEDGE_TABLE)
     stored = [stored_entry(r) for r in table.search().limit(max(table.count_rows(), 1)).to_list()]
-    helper = KnowledgeStore.__new__(KnowledgeStore)  # only its row builder is used, with the new embedders
-    helper.text_embedder, helper.image_embedder = text_embedder, image_embedder
     rows = []
     for start in range(0, len(stored), BATCH):
         batch = stored[start : start + BATCH]
-        new_rows = helper.rows([s.entry for s in batch], created_at={s.entry.id: s.created_at for s in batch})
+        new_rows = entry_rows([s.entry for s in batch], text_embedder, image_embedder,
+                              created_at={s.entry.id: s.created_at for s in batch})  # fmt: skip
         for row, old in zip(new_rows, batch, strict=True):
             row["updated_at"] = old.updated_at  # re-embedding does not edit the entry
         rows += new_rows
@@ -34,14 +40,8 @@ def reembed(uri: str, text_embedder: Embedder, image_embedder: Embedder | None, 
     table = db.create_table(KNOWLEDGE_TABLE, schema=model, mode="overwrite")
     if rows:
         table.add(rows)
-    from lancedb.index import FTS, Bitmap
-
-    table.create_index("body", config=FTS(), replace=True)
-    for name in ("dataset", "category"):
-        table.create_index(name, config=Bitmap(), replace=True)
-    meta = db.create_table(META_TABLE, schema=MetaRow, mode="overwrite")
-    meta.add([MetaRow(key="text_embedder", value=text_embedder.name),
-              MetaRow(key="image_embedder", value=image_embedder.name if image_embedder else "")])  # fmt: skip
+    create_search_indexes(table)
+    write_meta(db, text_embedder, image_embedder)
     names = f"{text_embedder.name}" + (f" + {image_embedder.name}" if image_embedder else "")
     db.open_table(HISTORY_TABLE).add([HistoryRow(version=table.version, timestamp=_now(), author=author,
                                                  action="reembed", summary=f"re-embedded {len(rows)} entries "

@@ -16,6 +16,7 @@ from lancedb.expr import col, lit
 from PIL import Image
 
 from reason_iad.errors import UserError
+from reason_iad.filters import all_of, equal_to
 from reason_iad.knowledge.entry import NORMAL_KEY, KnowledgeEntry
 from reason_iad.knowledge.store import KnowledgeStore, stored_entry
 
@@ -47,13 +48,10 @@ class Retrieval:
 
 def scope(dataset: str | None = None, category: str | None = None, exclude_normal: bool = False):
     """A safe filter for a dataset/category scope (None: everything)."""
-    terms = [col(name) == lit(value) for name, value in (("dataset", dataset), ("category", category)) if value]
+    terms = [equal_to(name, value) for name, value in (("dataset", dataset), ("category", category)) if value]
     if exclude_normal:
         terms.append(col("defect") != lit(NORMAL_KEY))
-    expression = None
-    for term in terms:
-        expression = term if expression is None else expression & term
-    return expression
+    return all_of(terms)
 
 
 def _hits(rows: list[dict], score_of) -> list[Hit]:

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lancedb
-from lancedb.expr import col, lit
 
 from reason_iad.errors import UserError
+from reason_iad.filters import all_of, any_of, equal_to
 from reason_iad.knowledge.embedders import Embedder
 from reason_iad.knowledge.entry import KnowledgeEntry, make_entry
 from reason_iad.knowledge.schema import (
@@ -75,11 +75,44 @@ def stored_entry(row: dict) -> StoredEntry:
 
 def id_filter(ids: Sequence[str]):
     """A safe `id IN (...)` expression built from literals (never SQL text)."""
-    expression = None
-    for value in ids:
-        term = col("id") == lit(value)
-        expression = term if expression is None else expression | term
-    return expression
+    return any_of(equal_to("id", value) for value in ids)
+
+
+def embedder_meta(text_embedder: Embedder, image_embedder: Embedder | None) -> dict[str, str]:
+    """The embedder names a store records (and checks on every open)."""
+    return {"text_embedder": text_embedder.name, "image_embedder": image_embedder.name if image_embedder else ""}
+
+
+def write_meta(db, text_embedder: Embedder, image_embedder: Embedder | None) -> None:
+    """(Re)write the store's record of its embedders."""
+    meta = db.create_table(META_TABLE, schema=MetaRow, mode="overwrite")
+    meta.add([MetaRow(key=k, value=v) for k, v in embedder_meta(text_embedder, image_embedder).items()])
+
+
+def create_search_indexes(table) -> None:
+    """Full-text index on title + text; bitmap indexes on the columns scoped searches prefilter on."""
+    from lancedb.index import FTS, Bitmap
+
+    table.create_index("body", config=FTS(), replace=True)
+    for name in ("dataset", "category"):
+        table.create_index(name, config=Bitmap(), replace=True)
+
+
+def entry_rows(entries: Sequence[KnowledgeEntry], text_embedder: Embedder, image_embedder: Embedder | None,
+               created_at: dict[str, str]) -> list[dict]:  # fmt: skip
+    """Arrow-ready rows with fresh vectors; `created_at` keeps the creation time of existing ids."""
+    now = _now()
+    bodies = [f"{e.title}\n{e.text}" for e in entries]
+    text_vectors = text_embedder.embed_texts(bodies)
+    image_vectors = image_embedder.embed_texts(bodies) if image_embedder else None
+    rows = []
+    for i, entry in enumerate(entries):
+        row = entry.model_dump() | {"created_at": created_at.get(entry.id, now), "updated_at": now,
+                                    "body": bodies[i], "text_vector": text_vectors[i].tolist()}  # fmt: skip
+        if image_vectors is not None:
+            row["image_vector"] = image_vectors[i].tolist()
+        rows.append(row)
+    return rows
 
 
 class KnowledgeStore:
@@ -105,26 +138,18 @@ class KnowledgeStore:
         model = knowledge_model(self.text_embedder.dim, image_dim)
         table = self.db.create_table(KNOWLEDGE_TABLE, schema=model, exist_ok=True)
         self.db.create_table(HISTORY_TABLE, schema=HistoryRow, exist_ok=True)
-        meta = self.db.create_table(META_TABLE, schema=MetaRow, exist_ok=True)
-        image_name = self.image_embedder.name if self.image_embedder else ""
-        meta.add([MetaRow(key="text_embedder", value=self.text_embedder.name),
-                  MetaRow(key="image_embedder", value=image_name)])  # fmt: skip
+        write_meta(self.db, self.text_embedder, self.image_embedder)
         if seed:
             table.add(self.rows(seed, created_at={}))
             self.db.open_table(HISTORY_TABLE).add([HistoryRow(
                 version=table.version, timestamp=_now(), author="seed", action="seed",
                 summary=f"seeded {len(seed)} entries from the project's knowledge files", ids=json.dumps([]),
             )])  # fmt: skip
-        from lancedb.index import FTS, Bitmap
-
-        table.create_index("body", config=FTS(), replace=True)
-        for name in ("dataset", "category"):  # scoped searches prefilter on these
-            table.create_index(name, config=Bitmap(), replace=True)
+        create_search_indexes(table)
 
     def _check_embedders(self) -> None:
         stored = {row["key"]: row["value"] for row in self.meta.search().to_list()}
-        wanted = {"text_embedder": self.text_embedder.name,
-                  "image_embedder": self.image_embedder.name if self.image_embedder else ""}  # fmt: skip
+        wanted = embedder_meta(self.text_embedder, self.image_embedder)
         if stored != wanted:
             raise UserError(
                 f"the knowledge base at {self.uri} was embedded with {stored}, not {wanted}; "
@@ -133,19 +158,8 @@ class KnowledgeStore:
 
     # ------------------------------------------------------------------ rows
     def rows(self, entries: Sequence[KnowledgeEntry], created_at: dict[str, str]) -> list[dict]:
-        """Arrow-ready rows with fresh vectors; `created_at` keeps the creation time of existing ids."""
-        now = _now()
-        bodies = [f"{e.title}\n{e.text}" for e in entries]
-        text_vectors = self.text_embedder.embed_texts(bodies)
-        image_vectors = self.image_embedder.embed_texts(bodies) if self.image_embedder else None
-        rows = []
-        for i, entry in enumerate(entries):
-            row = entry.model_dump() | {"created_at": created_at.get(entry.id, now), "updated_at": now,
-                                        "body": bodies[i], "text_vector": text_vectors[i].tolist()}  # fmt: skip
-            if image_vectors is not None:
-                row["image_vector"] = image_vectors[i].tolist()
-            rows.append(row)
-        return rows
+        """Arrow-ready rows with this store's embedders (see `entry_rows`)."""
+        return entry_rows(entries, self.text_embedder, self.image_embedder, created_at)
 
     # ------------------------------------------------------------------ reads
     @property
@@ -182,11 +196,8 @@ class KnowledgeStore:
         if version is not None:
             self._checkout(table, version)
         query = table.search()
-        condition = None
-        for name, value in (("dataset", dataset), ("category", category)):
-            if value is not None:
-                term = col(name) == lit(value)
-                condition = term if condition is None else condition & term
+        condition = all_of(equal_to(name, value) for name, value in (("dataset", dataset), ("category", category))
+                           if value is not None)  # fmt: skip
         if condition is not None:
             query = query.where(condition)
         rows = query.limit(max(table.count_rows(), 1)).to_list()

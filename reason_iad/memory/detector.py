@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from reason_iad.errors import UserError
-from reason_iad.images import load_image
+from reason_iad.images import load_image, png_bytes
 from reason_iad.memory import bank as banks
 from reason_iad.memory.backbone import Backbone, load_backbone
 from reason_iad.memory.calibration import Calibration, fit_calibration
@@ -317,7 +317,5 @@ def _default_label(source: ImageSource, index: int) -> str:
 
 
 def _exemplar_row(key: str, dataset: str, category: str, label: str, image: Image.Image) -> dict:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=6)
     return {"exemplar_id": key, "dataset": dataset, "category": category, "label": label[:MAX_NAME_LENGTH],
-            "width": image.size[0], "height": image.size[1], "added_at": now(), "png": buffer.getvalue()}  # fmt: skip
+            "width": image.size[0], "height": image.size[1], "added_at": now(), "png": png_bytes(image)}  # fmt: skip

@@ -23,7 +23,8 @@ from pathlib import Path
 import lancedb
 import numpy as np
 import pyarrow as pa
-from lancedb.expr import col, lit
+
+from reason_iad.filters import all_of, any_of, equal_to
 
 EXEMPLAR_TABLE = "memory_exemplars"
 VECTOR_INDEX = "vector_idx"
@@ -76,16 +77,12 @@ def now() -> str:
 
 def category_filter(dataset: str, category: str):
     """`dataset = ? AND category = ?` as a safe expression."""
-    return (col("dataset") == lit(dataset)) & (col("category") == lit(category))
+    return all_of([equal_to("dataset", dataset), equal_to("category", category)])
 
 
 def ids_filter(dataset: str, category: str, ids: Sequence[str]):
     """Rows of one category whose exemplar id is one of `ids` (a safe expression; `ids` must not be empty)."""
-    condition = None
-    for value in ids:
-        term = col("exemplar_id") == lit(value)
-        condition = term if condition is None else condition | term
-    return category_filter(dataset, category) & condition
+    return category_filter(dataset, category) & any_of(equal_to("exemplar_id", value) for value in ids)
 
 
 def table_key(backbone_name: str) -> str:
