@@ -38,6 +38,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default=env("REASON_IAD_DEVICE", "auto"), help="auto/cpu/cuda [REASON_IAD_DEVICE]")
     parser.add_argument("--db", default=env("REASON_IAD_DB", ""), help="knowledge base folder or URI [REASON_IAD_DB]")
     parser.add_argument(
+        "--clip", default=env("REASON_IAD_CLIP", ""),
+        help="image retriever of the knowledge: tiny_clip (the embedded default's) or open_clip:<arch>[:<weights "
+        "tag or file>], e.g. open_clip:ViT-B-32:/models/clip.bin; empty: the model's default [REASON_IAD_CLIP]",
+    )  # fmt: skip
+    parser.add_argument(
         "--auth", default=env("REASON_IAD_AUTH", ""),
         help="user:password[,user:password...]: require login; only logged-in users may write [REASON_IAD_AUTH]",
     )  # fmt: skip
@@ -59,7 +64,8 @@ def config_from_args(args: argparse.Namespace) -> AppConfig:
         model=args.model, quantization=args.quantization, device=args.device, dtype=base.backend.dtype
     )
     studio = StudioConfig(host=args.host, port=args.port, share=args.share)
-    knowledge = dataclasses.replace(base.knowledge, db_uri=args.db or base.knowledge.db_uri)
+    knowledge = dataclasses.replace(base.knowledge, db_uri=args.db or base.knowledge.db_uri,
+                                    image_embedder=args.clip or base.knowledge.image_embedder)  # fmt: skip
     return AppConfig(backend=backend, reasoning=base.reasoning, knowledge=knowledge, memory=base.memory, studio=studio)
 
 

@@ -125,20 +125,25 @@ class StudioHandlers:
 
     def inspect(self, image, choice: str | None, question: str, options: str, settings: ReasoningSettings,
                 template=None, auto_template: bool = True, pinned: Sequence[str] | None = None,
+                knowledge_version: int | None = None, pipeline=None,
                 ) -> Iterator[tuple[list[ReasoningStep], Inspection | None, object]]:  # fmt: skip
-        """Stream (steps so far, final inspection or None, the visual memory's evidence or None) for one run."""
+        """Stream (steps so far, final inspection or None, the visual memory's evidence or None) for one run.
+
+        `knowledge_version` retrieves from a past knowledge version; `pipeline` runs another loaded model.
+        """
         if image is None:
             raise UserError("upload an image or pick one from the gallery first")
         query = normalise_image(image)
-        config = settings.to_config(self.pipeline.config.reasoning)
+        pipeline = pipeline or self.pipeline
+        config = settings.to_config(pipeline.config.reasoning)
         dataset, category = self.detect_category(query, choice)
         pinned_ids = [label.split(" — ")[0] for label in pinned] if pinned is not None else None
         steps: list[ReasoningStep] = []
         evidence = None
-        stream = self.pipeline.inspect_stream(
+        stream = pipeline.inspect_stream(
             query, question=parse_question(question, options), category=category, dataset=dataset,
             template=normalise_image(template) if template is not None else None, auto_template=auto_template,
-            reasoning=config, pinned=pinned_ids if pinned_ids else None,
+            reasoning=config, pinned=pinned_ids if pinned_ids else None, knowledge_version=knowledge_version,
         )  # fmt: skip
         for item in stream:
             if isinstance(item, ReasoningStep):
@@ -291,17 +296,3 @@ class WorkbenchHandlers:
         folder = Path(tempfile.mkdtemp(prefix="reason-iad-annotations-"))
         export_mmad(self.pipeline.annotations.list(), folder / "dataset")
         return shutil.make_archive(str(folder / "annotations-mmad"), "zip", folder / "dataset")
-
-    def compare(self, image, choice: str | None, question: str, options: str, modes: Sequence[str],
-                steps: int, latents: int) -> list[tuple[str, Inspection]]:  # fmt: skip
-        """The same image and question under several modes, one after another."""
-        if not modes:
-            raise UserError("choose at least one mode to compare")
-        if len(modes) > 4:
-            raise UserError("compare at most four configurations")
-        results = []
-        for mode in modes:
-            settings = ReasoningSettings(mode=mode, num_steps=steps, num_latent_tokens=latents)
-            *_, (_, inspection, _) = self.studio.inspect(image, choice, question, options, settings)
-            results.append((mode, inspection))
-        return results

@@ -115,21 +115,48 @@ def replay_frame(image: Image.Image, steps: Sequence[ReasoningStep], upto: int) 
 
 
 def comparison_figure(results: Sequence[tuple[str, Inspection]]) -> go.Figure:
-    """Reward curves of several configurations on shared axes."""
-    figure = go.Figure()
-    for name, inspection in results:
-        if inspection.steps:
-            figure.add_trace(go.Scatter(x=[s.step for s in inspection.steps], y=[s.reward for s in inspection.steps],
-                                        name=name, mode="lines+markers"))  # fmt: skip
-    figure.update_layout(title="Reward per step", xaxis={"title": "step"}, yaxis={"title": "reward"}, height=320,
-                         margin={"l": 50, "r": 20, "t": 40, "b": 40})  # fmt: skip
+    """Reward (top) and normalised answer entropy (bottom) per step of several configurations, on shared axes.
+
+    Configurations without latent steps (plain, knowledge) appear in the bottom panel as one marker at step 0,
+    the entropy of their final answer distribution.
+    """
+    from plotly.subplots import make_subplots
+
+    figure = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08,
+                           subplot_titles=("Reward per step", "Answer entropy (normalised)"))  # fmt: skip
+    palette = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
+    for index, (name, inspection) in enumerate(results):
+        colour = palette[index % len(palette)]
+        x = [s.step for s in inspection.steps]
+        if x:
+            figure.add_trace(go.Scatter(x=x, y=[s.reward for s in inspection.steps], name=name, mode="lines+markers",
+                                        line={"color": colour}, legendgroup=name), row=1, col=1)  # fmt: skip
+        entropy = [1.0 - s.reward_components.get("answer", 0.0) for s in inspection.steps]
+        figure.add_trace(go.Scatter(x=x or [0], y=entropy or [normalised_entropy(inspection.option_probs)], name=name,
+                                    mode="lines+markers", line={"color": colour, "dash": "dot"}, legendgroup=name,
+                                    showlegend=not x), row=2, col=1)  # fmt: skip
+    figure.update_xaxes(title_text="step", row=2, col=1)
+    figure.update_yaxes(range=[0, 1], row=2, col=1)
+    figure.update_layout(height=440, margin={"l": 50, "r": 20, "t": 40, "b": 40})
     return figure
 
 
+def normalised_entropy(probs: dict[str, float]) -> float:
+    """Entropy of a distribution over options divided by log(number of options), in [0, 1]."""
+    p = np.clip(np.array(list(probs.values()), dtype=float), 1e-12, 1.0)
+    return float(-(p * np.log(p)).sum() / np.log(len(p))) if len(p) > 1 else 0.0
+
+
+COMPARISON_HEADERS = ["configuration", "model", "answer", "probability", "knowledge version", "entries", "steps",
+                      "patches", "prefix ms", "ms / step", "total ms"]  # fmt: skip
+
+
 def comparison_rows(results: Sequence[tuple[str, Inspection]]) -> list[list]:
-    """One row per configuration: answer, its probability, steps, patches, time."""
-    return [[name, f"{i.answer}. {i.answer_text}", round(i.option_probs[i.answer], 3), len(i.steps),
-             len(i.injected), round(i.timings.total_ms)] for name, i in results]  # fmt: skip
+    """One row per configuration: model, answer and its probability, knowledge used, reasoning size, timings."""
+    return [[name, i.model, f"{i.answer}. {i.answer_text}", round(i.option_probs[i.answer], 3),
+             "" if i.knowledge_version is None else i.knowledge_version, len(i.knowledge), len(i.steps),
+             len(i.injected), round(i.timings.prefix_ms), round(i.timings.mean_step_ms, 1), round(i.timings.total_ms)]
+            for name, i in results]  # fmt: skip
 
 
 def anomaly_overlay(image: Image.Image, evidence) -> Image.Image:

@@ -88,14 +88,14 @@ def build_studio(config: AppConfig, pipeline=None, examples: list[GalleryItem] |
                 with gr.Tab("Knowledge", id="knowledge"):
                     _knowledge_tab(handlers, choices)
             if handlers is not None:
+                from demo.comparison import CompareHandlers
                 from demo.handlers import WorkbenchHandlers
                 from demo.workbench import annotate_tab, compare_tab
 
-                work = WorkbenchHandlers(handlers)
                 with gr.Tab("Annotate", id="annotate"):
-                    annotate_tab(work, guarded, last_answer)
+                    annotate_tab(WorkbenchHandlers(handlers), guarded, last_answer)
                 with gr.Tab("Compare", id="compare"):
-                    compare_tab(work, guarded, choices)
+                    compare_tab(CompareHandlers(handlers), guarded, choices)
     return studio
 
 

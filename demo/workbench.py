@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from demo import render
+from demo.comparison import LATEST, CompareHandlers, CompareSlot, parse_version
 from demo.handlers import ANY_CATEGORY, WorkbenchHandlers
 from reason_iad.config import MODES
 
@@ -45,26 +46,56 @@ def annotate_tab(work: WorkbenchHandlers, guarded, last_answer: gr.State) -> Non
     export.click(guarded(work.export_annotations), None, download, api_visibility="private")
 
 
-def compare_tab(work: WorkbenchHandlers, guarded, choices: list[str]) -> None:
-    """The same image and question under up to four modes, side by side."""
+def compare_tab(compare: CompareHandlers, guarded, choices: list[str]) -> None:
+    """The same image and question under up to four configurations: mode, knowledge version and model each."""
     with gr.Row():
         with gr.Column(scale=2):
-            image = gr.Image(type="pil", label="Image", height=260)
+            image = gr.Image(type="pil", label="Image", height=240)
             category = gr.Dropdown(choices, value=ANY_CATEGORY, label="Category")
             question = gr.Textbox(label="Question (empty: MMAD's anomaly question)")
             options = gr.Textbox(label="Options, one per line", lines=3)
-            modes = gr.CheckboxGroup(list(MODES), value=["plain", "full"], label="Configurations (up to 4)")
-            steps = gr.Slider(1, 30, value=8, step=1, label="Steps (latent modes)")
-            latents = gr.Slider(1, 8, value=4, step=1, label="Latent tokens")
-            run = gr.Button("Compare", variant="primary")
+            with gr.Row():
+                steps = gr.Slider(1, 30, value=8, step=1, label="Steps (latent modes)")
+                latents = gr.Slider(1, 8, value=4, step=1, label="Latent tokens")
         with gr.Column(scale=3):
-            curves = gr.Plot(label="Reward per step, shared axes")
-            table = gr.Dataframe(headers=["configuration", "answer", "probability", "steps", "patches", "total ms"],
-                                 interactive=False)  # fmt: skip
+            slots = []
+            versions, models = compare.version_choices(), compare.model_names()
+            for index, mode in enumerate(("plain", "full", "knowledge", "latent")):
+                with gr.Row(equal_height=True):
+                    use = gr.Checkbox(value=index < 2, label=f"#{index + 1}", min_width=60, scale=0)
+                    slots += [use, gr.Dropdown(list(MODES), value=mode, label="mode", scale=1),
+                              gr.Dropdown(versions, value=LATEST, label="knowledge version", scale=2),
+                              gr.Dropdown(models, value=models[0], label="model", scale=2)]  # fmt: skip
+            with gr.Row():
+                refresh = gr.Button("Refresh versions and models", size="sm")
+                run = gr.Button("Compare", variant="primary")
+            with gr.Accordion("Load a second model", open=False):
+                model_name = gr.Textbox(label="Local folder or Hugging Face id (hub ids need network access)")
+                quantization = gr.Radio(["none", "4bit", "8bit"], value="none", label="Quantization")
+                load = gr.Button("Load", size="sm")
+                load_status = gr.Markdown("", elem_classes="status")
+    curves = gr.Plot(label="Reward and answer entropy per step, shared axes")
+    table = gr.Dataframe(headers=render.COMPARISON_HEADERS, interactive=False)
 
-    def compare(image_, choice, question_, options_, modes_, steps_, latents_):
-        results = work.compare(image_, choice, question_, options_, modes_, int(steps_), int(latents_))
+    def chosen(values) -> list[CompareSlot]:
+        return [CompareSlot(mode, parse_version(version), "" if model == compare.active_name else model)
+                for use, mode, version, model in zip(*[iter(values)] * 4, strict=True) if use]  # fmt: skip
+
+    from demo.studio import gpu
+
+    @gpu
+    def run_comparison(image_, choice, question_, options_, steps_, latents_, *values):
+        results = compare.compare(image_, choice, question_, options_, chosen(values), int(steps_), int(latents_))
         return render.comparison_figure(results), render.comparison_rows(results)
 
-    run.click(guarded(compare), [image, category, question, options, modes, steps, latents], [curves, table],
-              api_visibility="private", concurrency_id="model", concurrency_limit=1)  # fmt: skip
+    def refreshed():
+        versions_, models_ = compare.version_choices(), compare.model_names()
+        return [update for _ in range(4) for update in (gr.update(choices=versions_), gr.update(choices=models_))]
+
+    pickers = [c for i, c in enumerate(slots) if i % 4 in (2, 3)]
+    run.click(guarded(run_comparison), [image, category, question, options, steps, latents, *slots],
+              [curves, table], api_visibility="private", concurrency_id="model", concurrency_limit=1)  # fmt: skip
+    refresh.click(guarded(refreshed), None, pickers, api_visibility="private")
+    load.click(guarded(compare.load_model), [model_name, quantization], load_status, api_visibility="private",
+               concurrency_id="model", concurrency_limit=1).then(
+        guarded(refreshed), None, pickers, api_visibility="private")  # fmt: skip

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from reason_iad.config import AppConfig, ReasoningConfig
+from reason_iad.config import AppConfig, BackendConfig, ReasoningConfig, with_model_defaults
 from reason_iad.errors import UserError
 from reason_iad.reasoning.engine import InspectionRequest, Reasoner
 from reason_iad.reasoning.prompt import Question
@@ -55,6 +55,20 @@ class Pipeline:
             memory = open_memory(uri, config.memory)  # SynthIAD banks are seeded lazily, per category
         return cls(backend, config, store, exemplars, AnnotationStore(uri), memory)
 
+    def with_model(self, backend: BackendConfig) -> Pipeline:
+        """Another model over the same knowledge base, exemplars, annotations and visual memory (for comparisons).
+
+        The reasoning defaults follow the new model (`with_model_defaults`): the embedded model reads answers out
+        by likelihood with the evidence line; other models use MMAD's letter read-out with the memory unseen.
+        """
+        from reason_iad.backends import load_backend
+
+        neutral = ReasoningConfig()
+        reasoning = dataclasses.replace(self.config.reasoning, readout=neutral.readout, evidence=neutral.evidence,
+                                        injection_prior=neutral.injection_prior)  # fmt: skip
+        config = with_model_defaults(dataclasses.replace(self.config, backend=backend, reasoning=reasoning))
+        return dataclasses.replace(self, backend=load_backend(backend), config=config)
+
     def anomaly(self, image: Image.Image, category: str | None, dataset: str | None = None):
         """The visual memory's `AnomalyEvidence` for the image, or None without a memory bank for the category."""
         if self.memory is None or not category:
@@ -68,24 +82,30 @@ class Pipeline:
 
     def knowledge_for(
         self, image: Image.Image, category: str | None, dataset: str | None, question: Question,
-        pinned: Sequence[str] | None,
+        pinned: Sequence[str] | None, version: int | None = None, focus: tuple[int, int, int, int] | None = None,
     ) -> tuple[tuple[str, ...], tuple[UsedKnowledge, ...], int | None]:  # fmt: skip
-        """Prompt texts, what was used, and the knowledge version: the pinned entries, else the retrieved ones."""
+        """Prompt texts, what was used, and the knowledge version: the pinned entries, else the retrieved ones.
+
+        `version` retrieves from a past version of the knowledge base (read-only); None uses the latest. `focus`
+        (the visual memory's box of a suspicious image) makes image retrieval look at a crop around it.
+        """
         if self.store is None:
             raise UserError("no knowledge base is loaded; use mode plain or latent, or load one")
+        store = self.store if version is None else self.store.at_version(version)
         if pinned is not None:
-            found = self.store.get_many(list(pinned))
+            found = store.get_many(list(pinned))
             missing = sorted(set(pinned) - set(found))
             if missing:
                 raise UserError(f"pinned knowledge entries no longer exist: {missing}")
             entries = [found[i].entry for i in pinned]
             used = tuple(UsedKnowledge(e.id, e.title, 1.0, True) for e in entries)
-            return tuple(e.mmad_text for e in entries), used, self.store.version
+            return tuple(e.mmad_text for e in entries), used, store.version
         from reason_iad.knowledge.search import retrieve
 
         knowledge = self.config.knowledge
-        retrieval = retrieve(self.store, image, category, dataset, k=knowledge.top_k,
-                             include_normal=knowledge.include_normal_entry, question=question.text)  # fmt: skip
+        retrieval = retrieve(store, image, category, dataset, k=knowledge.top_k,
+                             include_normal=knowledge.include_normal_entry, question=question.text,
+                             focus=focus)  # fmt: skip
         used = tuple(UsedKnowledge(h.entry.id, h.entry.title, h.score, False) for h in retrieval.hits)
         return retrieval.texts, used, retrieval.version
 
@@ -99,17 +119,22 @@ class Pipeline:
         auto_template: bool = False,
         reasoning: ReasoningConfig | None = None,
         pinned: Sequence[str] | None = None,
+        knowledge_version: int | None = None,
     ) -> Iterator[ReasoningStep | Inspection]:
-        """Yield each reasoning step as it is computed, then the final `Inspection`."""
+        """Yield each reasoning step as it is computed, then the final `Inspection`.
+
+        `knowledge_version` retrieves from that past version of the knowledge base (None: the latest).
+        """
         question = question or Question.anomaly()
         reasoning = reasoning or self.config.reasoning
-        texts, used, version = ((), (), None)
-        if reasoning.uses_knowledge:
-            texts, used, version = self.knowledge_for(image, category, dataset, question, pinned)
         evidence = self.anomaly(image, category, dataset)
         if evidence is not None:
             yield evidence
-        query, line, prior, summary = _apply_evidence(image, evidence, reasoning.evidence)
+        texts, used, version = ((), (), None)
+        if reasoning.uses_knowledge:
+            texts, used, version = self.knowledge_for(image, category, dataset, question, pinned, knowledge_version,
+                                                      focus_of(evidence))  # fmt: skip
+        query, line, prior, summary = apply_evidence(image, evidence, reasoning.evidence)
         source = "given" if template is not None else ""
         if template is None and auto_template and category and self.exemplars is not None:
             exemplar = self.exemplars.nearest(image, category, dataset)
@@ -127,8 +152,21 @@ class Pipeline:
         return inspection
 
 
-def _apply_evidence(image: Image.Image, evidence, mode: str):
-    """(image for the model, evidence line, patch prior, summary) for the chosen evidence mode."""
+def focus_of(evidence) -> tuple[int, int, int, int] | None:
+    """Where retrieval should look: the visual memory's box unless it found the image normal (or there is none)."""
+    if evidence is None or evidence.verdict == "normal":
+        return None
+    return tuple(int(v) for v in evidence.box)
+
+
+def apply_evidence(image: Image.Image, evidence, mode: str):
+    """(image for the model, evidence line, patch prior, summary) for the chosen evidence mode.
+
+    Args:
+        image: The query image.
+        evidence: The visual memory's `AnomalyEvidence` for it, or None (then the image is returned unchanged).
+        mode: `none`, `highlight`, `contour`, `box` (drawn on a copy of the image) or `text` (the line).
+    """
     if evidence is None:
         return image, "", None, None
     from reason_iad.memory import draw_evidence, evidence_text, token_prior

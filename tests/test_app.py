@@ -22,6 +22,14 @@ def test_environment_provides_defaults(monkeypatch):
     assert config.studio.port == 7999
 
 
+def test_clip_flag_chooses_the_retriever_and_the_embedded_default_uses_the_tiny_clip(monkeypatch):
+    assert app.config_from_args(app.parse_args([])).knowledge.image_embedder == "tiny_clip"
+    args = app.parse_args(["--model", "/m", "--clip", "open_clip:ViT-B-32:/w/clip.bin"])
+    assert app.config_from_args(args).knowledge.image_embedder == "open_clip:ViT-B-32:/w/clip.bin"
+    monkeypatch.setenv("REASON_IAD_CLIP", "open_clip:RN50")
+    assert app.config_from_args(app.parse_args(["--model", "/m"])).knowledge.image_embedder == "open_clip:RN50"
+
+
 @pytest.mark.parametrize("argv", [["--port", "0"], ["--config", "/nonexistent/config.json"]])
 def test_bad_flags_give_one_line_and_exit_2(argv, capsys):
     assert app.main(argv) == 2

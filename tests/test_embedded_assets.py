@@ -8,12 +8,12 @@ from PIL import Image
 
 from reason_iad.backends.embedded import CLIP_DIR, EMBEDDED_NAME, INSPECTOR_DIR, inspector_available
 from reason_iad.config import BackendConfig, ReasoningConfig
+from reason_iad.memory.evidence import evidence_line
 from reason_iad.paths import EXAMPLES_DIR
 from reason_iad.reasoning.engine import InspectionRequest, Reasoner
 from reason_iad.reasoning.prompt import Question
 from reason_iad.synth.shapes import region_of
 from reason_iad.training.card import card_hashes, sha256, weight_files
-from reason_iad.training.evidence import evidence_line
 
 pytestmark = pytest.mark.skipif(not inspector_available(), reason="trained inspector assets are not present")
 NORMAL_EXAMPLE, DEFECT_EXAMPLE = "pill/good.png", "screw/scratch_head.png"
@@ -61,17 +61,17 @@ def _ask(backend, image_name: str, question: Question, evidence: str) -> dict:
 
 def _defect_evidence() -> str:
     mask = np.asarray(Image.open(EXAMPLES_DIR / DEFECT_EXAMPLE.replace(".png", "_mask.png")).convert("L")) > 127
-    return evidence_line(region_of(mask), 0.93)
+    return evidence_line("anomalous", region_of(mask), 0.93)
 
 
 def test_defect_probability_rises_for_the_defective_example_with_its_evidence(backend):
-    normal = _ask(backend, NORMAL_EXAMPLE, Question.anomaly(), evidence_line("center", 0.12))
+    normal = _ask(backend, NORMAL_EXAMPLE, Question.anomaly(), evidence_line("normal", "center", 0.12))
     defective = _ask(backend, DEFECT_EXAMPLE, Question.anomaly(), _defect_evidence())
     assert normal["answer"] == "No." and defective["probs"]["A"] > normal["probs"]["A"] + 0.1  # A is "Yes."
 
 
 def test_object_answer_follows_the_image_for_a_normal_and_a_defective_example(backend):
-    normal = _ask(backend, NORMAL_EXAMPLE, OBJECT_QUESTION, evidence_line("center", 0.12))
+    normal = _ask(backend, NORMAL_EXAMPLE, OBJECT_QUESTION, evidence_line("normal", "center", 0.12))
     defective = _ask(backend, DEFECT_EXAMPLE, OBJECT_QUESTION, _defect_evidence())
     assert normal["answer"] == "Pill" and defective["answer"] == "Screw"
     assert normal["probs"]["B"] > 0.5 and defective["probs"]["D"] > 0.5

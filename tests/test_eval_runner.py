@@ -118,7 +118,7 @@ def test_a_corrupt_complete_line_is_refused(tmp_path):
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"knowledge": "retrieved"}, "knowledge base"),
+        ({"retriever": "tiny_clip"}, "only with --knowledge retrieved"),
         ({"knowledge": "none"}, "puts knowledge in the prompt"),
         ({"shots": 2}, "shots must be 0 or 1"),
         ({"reasoning": ReasoningConfig(mode="plain")}, "uses no knowledge"),

@@ -2,7 +2,7 @@ import pytest
 
 from knowledge_helpers import make_store, solid
 from reason_iad.errors import UserError
-from reason_iad.knowledge.search import retrieve, search, search_by_image
+from reason_iad.knowledge.search import query_vector, retrieve, search, search_by_image
 
 
 @pytest.fixture
@@ -44,6 +44,24 @@ def test_image_retrieval_ranks_by_the_image_and_adds_the_normal_entry(store):
     anywhere = search_by_image(store, solid((10, 10, 200)), k=1)
     assert anywhere[0].entry.defect == "crack"  # without a category: across all
     assert "Description:" in red.texts[0]
+
+
+def test_a_focus_box_adds_the_crop_around_it_to_the_image_query(store):
+    import numpy as np
+    from PIL import Image
+
+    from reason_iad.memory.evidence import focus_crop
+
+    image = Image.new("RGB", (100, 100), (10, 200, 10))
+    image.paste((200, 10, 10), (60, 60, 100, 100))
+    box = (60, 60, 100, 100)
+    embedder = store.image_embedder
+    whole, crop = embedder.embed_images([image])[0], embedder.embed_images([focus_crop(image, box)])[0]
+    assert np.allclose(query_vector(embedder, image), whole)
+    focused = query_vector(embedder, image, box)
+    assert np.allclose(focused, (whole + crop) / np.linalg.norm(whole + crop))
+    hits = retrieve(store, image, category="wood", k=1, focus=box)
+    assert hits.method == "image + anomaly crop" and hits.hits[-1].entry.defect == "good"
 
 
 def test_an_edit_changes_the_very_next_retrieval(store):

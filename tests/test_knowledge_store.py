@@ -42,6 +42,24 @@ def test_restore_brings_a_version_back_as_a_new_version(store):
     assert store.changes()[-1].action == "restore"
 
 
+def test_a_past_version_view_reads_that_version_and_refuses_writes(store):
+    from reason_iad.knowledge.search import search
+
+    before, count = store.version, store.count()
+    store.delete(["test/wood/stain"], author="ana")
+    view = store.at_version(before)
+    assert view.version == before and view.count() == count and store.count() == count - 1
+    assert "test/wood/stain" in {s.entry.id for s in view.list(category="wood")}
+    assert "test/wood/stain" in view.get_many(["test/wood/stain"])
+    assert "test/wood/stain" in {h.entry.id for h in search(view, "red blotch", "semantic", 20)}
+    assert "test/wood/stain" not in {h.entry.id for h in search(store, "red blotch", "semantic", 20)}
+    with pytest.raises(UserError, match="read-only"):
+        view.add([entry("tile", "chip", "A missing corner.")], author="ana")
+    with pytest.raises(UserError, match="does not exist"):
+        store.at_version(store.version + 5)
+    assert store.version == before + 1  # the view never moved the store
+
+
 def test_tags_name_versions(store):
     version = store.tag("release-1")
     store.add([entry("tile", "chip")], author="ana")

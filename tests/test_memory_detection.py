@@ -39,7 +39,8 @@ def test_a_bright_square_on_a_flat_texture_is_found(tmp_path, backbone):
     assert normal.verdict == "normal" and normal.raw_score < evidence.raw_score
     assert evidence.anomaly_map.dtype == np.float32 and evidence.anomaly_map.shape == (160, 160)
     assert 0.0 <= evidence.anomaly_map.min() and evidence.anomaly_map.max() <= 1.0
-    assert evidence_text(evidence) == f"most anomalous region: bottom left, score {evidence.score:.2f}"
+    assert evidence_text(evidence).endswith(f"most anomalous region: bottom left, score {evidence.score:.2f}")
+    assert evidence_text(evidence).startswith(f"verdict: {evidence.verdict}; ")
     boxes = np.array([[20, 100, 50, 130], [110, 10, 150, 40]])
     inside, outside = token_prior(evidence, boxes)
     assert inside > 0.9 and outside < 0.2

@@ -12,6 +12,7 @@ from reason_iad.memory.evidence import (
     AnomalyEvidence,
     draw_evidence,
     evidence_text,
+    focus_crop,
     locate_peak,
     region_name,
     token_prior,
@@ -49,10 +50,9 @@ def test_locate_peak_finds_the_blob_and_its_box():
     assert blob.sum() == 12 * 10
 
 
-def test_text_line_names_the_region_and_the_score():
+def test_text_line_names_the_verdict_region_and_score():
     evidence = make_evidence(blob_map())
-    assert evidence_text(evidence) == "most anomalous region: top left, score 0.91"
-    assert evidence_text(evidence, with_verdict=True).startswith("visual memory verdict: suspicious; ")
+    assert evidence_text(evidence) == "verdict: suspicious; most anomalous region: top left, score 0.91"
 
 
 @pytest.mark.parametrize("mode", ["highlight", "contour", "box"])
@@ -115,3 +115,14 @@ def test_calibration_needs_two_finite_scores_and_floors_its_spread():
         fit_calibration([1.0, float("nan")])
     flat = fit_calibration([2.0, 2.0, 2.0])
     assert flat.spread > 0 and flat.threshold > 2.0
+
+
+@pytest.mark.parametrize("box", [(10, 10, 20, 20), (0, 0, 4, 4), (150, 60, 160, 100), (0, 0, 160, 100)])
+def test_focus_crop_is_a_square_inside_the_image_around_the_box(box):
+    image = Image.new("RGB", (160, 100))
+    image.putpixel(((box[0] + box[2]) // 2, (box[1] + box[3]) // 2), (255, 0, 0))
+    crop = focus_crop(image, box, min_fraction=0.4)
+    assert crop.width == crop.height and 40 <= crop.width <= 100
+    assert (255, 0, 0) in {crop.getpixel((x, y)) for x in range(crop.width) for y in range(crop.height)}
+    big = focus_crop(image, (60, 30, 100, 70), min_fraction=0.1, margin=1.0)
+    assert big.size == (40, 40)

@@ -102,16 +102,57 @@ def test_annotate_saves_with_mask_adds_templates_and_exports(handlers, tmp_path)
         assert "mmad.json" in archive.namelist()
 
 
-def test_compare_runs_each_mode_on_the_same_input(handlers):
-    from demo.handlers import WorkbenchHandlers
+def test_compare_runs_each_configuration_on_the_same_input(handlers):
+    from demo.comparison import CompareHandlers, CompareSlot
     from demo.render import comparison_figure, comparison_rows
 
-    results = WorkbenchHandlers(handlers).compare(solid((200, 10, 10)), "Test / wood", "", "", ["plain", "full"], 2, 2)
-    assert [name for name, _ in results] == ["plain", "full"]
+    compare = CompareHandlers(handlers)
+    slots = [CompareSlot("plain"), CompareSlot("full")]
+    results = compare.compare(solid((200, 10, 10)), "Test / wood", "", "", slots, 2, 2)
+    assert [name for name, _ in results] == ["plain · latest", "full · latest"]
     assert [len(i.steps) for _, i in results] == [0, 2]
-    assert len(comparison_rows(results)) == 2 and len(comparison_figure(results).data) == 1
-    with pytest.raises(UserError, match="at most four"):
-        WorkbenchHandlers(handlers).compare(solid((1, 1, 1)), None, "", "", ["plain"] * 5, 1, 1)
+    rows = comparison_rows(results)
+    assert len(rows) == 2 and rows[1][6] == 2 and rows[1][10] >= rows[1][8]
+    figure = comparison_figure(results)
+    assert {trace.name for trace in figure.data} == {"plain · latest", "full · latest"}
+    with pytest.raises(UserError, match="at most 4"):
+        compare.compare(solid((1, 1, 1)), None, "", "", [CompareSlot("plain")] * 5, 1, 1)
+    with pytest.raises(UserError, match="not loaded"):
+        compare.compare(solid((1, 1, 1)), None, "", "", [CompareSlot("plain", model="other")], 1, 1)
+
+
+def test_compare_two_knowledge_versions_retrieves_each_version(handlers):
+    from demo.comparison import CompareHandlers, CompareSlot, parse_version
+
+    compare = CompareHandlers(handlers)
+    before = handlers.pipeline.store.version
+    handlers.save_entry("test/wood/scratch", "Deep gouge", "A long deep gouge across the grain.", None)
+    assert parse_version(compare.version_choices()[1]) == handlers.pipeline.store.version
+    slots = [CompareSlot("knowledge", before), CompareSlot("knowledge")]
+    (old_name, old), (new_name, new) = compare.compare(solid((200, 10, 10)), "Test / wood", "", "", slots, 1, 1)
+    assert old_name == f"knowledge · v{before}" and old.knowledge_version == before
+    assert new.knowledge_version == handlers.pipeline.store.version > before
+    titles = lambda inspection: {k.title for k in inspection.knowledge}  # noqa: E731
+    assert "Scratch" in titles(old) and "Deep gouge" in titles(new) and "Deep gouge" not in titles(old)
+    assert handlers.pipeline.store.version == new.knowledge_version  # the view left the store at the latest
+    with pytest.raises(UserError, match="does not exist"):
+        compare.compare(solid((1, 1, 1)), "Test / wood", "", "", [CompareSlot("knowledge", 999)], 1, 1)
+
+
+def test_compare_a_second_loaded_model(handlers, tiny_model_dirs):
+    from demo.comparison import CompareHandlers, CompareSlot
+
+    compare = CompareHandlers(handlers)
+    with pytest.raises(UserError):
+        compare.load_model("/no/such/model")
+    assert compare.model_names() == [compare.active_name]
+    folder = str(tiny_model_dirs["llava"])
+    assert compare.load_model(folder).startswith("Loaded")
+    assert compare.model_names() == [compare.active_name, folder]
+    slots = [CompareSlot("plain"), CompareSlot("plain", model=folder)]
+    results = compare.compare(solid((200, 10, 10)), "Test / wood", "", "", slots, 1, 1)
+    assert [name for name, _ in results] == ["plain · latest", f"plain · latest · {folder}"]
+    assert results[0][1].model != results[1][1].model
 
 
 def test_import_export_and_version_view_from_the_studio(handlers, tmp_path):

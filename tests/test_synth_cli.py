@@ -26,6 +26,14 @@ def test_synth_writes_a_dataset_and_prints_one_summary_line(tmp_path, capsys):
     assert {key.split("/")[1] for key in records} == {"pill", "screw"}
 
 
+def test_template_count_can_be_chosen(tmp_path):
+    out = tmp_path / "data"
+    assert main(["synth", "--out", str(out), "--categories", "pill", "--templates", "5", *SMALL]) == 0
+    assert len(list((out / "SynthIAD" / "pill" / "train" / "good").glob("*.png"))) == 5
+    (record,) = [r for k, r in load_mmad(out / "mmad.json").items() if "/good/" in k]
+    assert len(record.random_templates) == 5
+
+
 @pytest.mark.parametrize(
     "extra",
     [
@@ -35,6 +43,7 @@ def test_synth_writes_a_dataset_and_prints_one_summary_line(tmp_path, capsys):
         ["--image-size", "16"],
         ["--categories", "carpet,plastic"],
         ["--seed", "-3"],
+        ["--templates", "-1"],
     ],
 )
 def test_bad_arguments_exit_2_with_one_line_and_create_nothing(tmp_path, capsys, extra):

@@ -28,16 +28,18 @@ def test_example_supervises_only_the_answer_and_matches_the_inference_prompt():
     recipe = DataRecipe(evidence_rate=1.0, rationale_rate=0.0)
     encoder = ExampleEncoder(processor, recipe, IMAGE_TOKENS)
     sample = render_sample("pill", "crack", 3, 224)
-    item = PoolImage(sample.image, sample.facts, np.zeros(16, dtype=np.int64))
+    item = PoolImage(sample.image, sample.facts, np.zeros(16, dtype=np.int64),
+                     evidence="verdict: anomalous; most anomalous region: top, score 0.91")
     question = MMADQuestion(Question="Is there any defect in the object?", Options={"A": "Yes.", "B": "No."},
                             Answer="A", type="Anomaly Detection")  # fmt: skip
-    example = encoder.encode(item, question, BatchPlan(False, True, True), None, knowledge_texts()["pill"],
-                             np.random.default_rng(0))  # fmt: skip
+    knowledge = [text for _, text in knowledge_texts()["pill"]]
+    example = encoder.encode(item, question, BatchPlan(False, True, True), None, knowledge, np.random.default_rng(0))
     answer = [t for t in example.labels if t != IGNORE]
     assert tokenizer.decode(answer) == "Yes.<|im_end|>"
     text = tokenizer.decode(example.ids)
     assert text.count("<|image_pad|>") == IMAGE_TOKENS and text.count("<|latent|>") == recipe.num_latent_tokens
-    assert "Visual memory evidence: most anomalous region:" in text and "Description:" in text
+    assert "Visual memory evidence: verdict: anomalous; most anomalous region: top" in text
+    assert "Description:" in text
     assert text.index("<|latent|>") < text.index("<|im_start|>assistant")
 
 
@@ -51,3 +53,22 @@ def test_short_training_from_scratch_lowers_the_loss(tmp_path):
     losses = [json.loads(line)["loss"] for line in (tmp_path / "loss.jsonl").read_text().splitlines()]
     assert summary["steps"] == 40 and (tmp_path / "model" / "model.safetensors").is_file()
     assert np.mean(losses[-8:]) < 0.7 * np.mean(losses[:4])
+
+
+def test_retrieval_like_knowledge_ranks_defects_then_the_normal_entry():
+    from reason_iad.synth.render import render_sample
+    from reason_iad.training.data import ExampleSampler, ImagePool
+
+    pool = ImagePool([], {}, knowledge_texts())
+    facts = render_sample("carpet", "cut", 3, 96).facts
+    pairs = dict(knowledge_texts()["carpet"])  # normal + 4 defect entries
+    firsts = []
+    for seed in range(200):
+        texts = ExampleSampler(pool, None, DataRecipe(retrieval_top1_rate=0.7)).knowledge_for(
+            facts, np.random.default_rng(seed))
+        if len(texts) == len(pairs):  # MMAD's mode: every entry, normal first
+            assert texts[0] == pairs["good"]
+            continue
+        assert len(texts) == 4 and texts[-1] == pairs["good"] and pairs["good"] not in texts[:3]
+        firsts.append(texts[0] == pairs["cut"])
+    assert 60 < len(firsts) < 140 and 0.6 < np.mean(firsts) < 0.85

@@ -4,8 +4,8 @@ import pytest
 from PIL import Image
 
 from reason_iad.backends.tiny import LATENT_TOKEN
+from reason_iad.memory.evidence import evidence_line
 from reason_iad.reasoning.prompt import Question, build_messages
-from reason_iad.training.evidence import evidence_line
 from reason_iad.training.tokenizer import corpus, train_tokenizer
 
 
@@ -15,7 +15,7 @@ def tokenizer():
 
 
 def test_round_trip_of_corpus_and_unseen_text(tokenizer):
-    unseen = ["Ünïcode 漢字 and 12.5% odd text\twith tabs", evidence_line("top", 0.5)]
+    unseen = ["Ünïcode 漢字 and 12.5% odd text\twith tabs", evidence_line("suspicious", "top", 0.5)]
     texts = list(dict.fromkeys(corpus()))[:200] + unseen
     for text in texts:
         assert tokenizer.decode(tokenizer.encode(text, add_special_tokens=False)) == text

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from reason_iad.config import MODES, BackendConfig, ReasoningConfig
+from reason_iad.config import DEFAULT_MODEL, MODES, BackendConfig, ReasoningConfig
 from reason_iad.errors import UserError
 from reason_iad.eval.answers import SCORE_SOURCES
 from reason_iad.eval.run_config import KNOWLEDGE_MODES, EvalRunConfig
@@ -34,13 +34,25 @@ def register(subparsers) -> None:
     parser.add_argument("--similar-template", action="store_true",
                         help="one-shot template: first similar_templates entry (default: first random_templates)")
     parser.add_argument("--knowledge", choices=KNOWLEDGE_MODES, default=None,
-                        help="all: every entry of the category in ROOT/domain_knowledge.json (MMAD); default: all "
-                        "for --mode knowledge/full, none otherwise")  # fmt: skip
+                        help="all: every entry of the category in ROOT/domain_knowledge.json (MMAD); retrieved: the "
+                        "top-3 entries of a knowledge base made of that file, searched per image (see --clip), plus "
+                        "the normal entry; default: all for --mode knowledge/full, none otherwise")  # fmt: skip
+    parser.add_argument("--clip", metavar="SPEC", default=None,
+                        help="image embedder of --knowledge retrieved: tiny_clip or open_clip:<arch>[:<weights>] "
+                        "(default: tiny_clip for the embedded model, else the question's meaning)")  # fmt: skip
+    parser.add_argument("--evidence", choices=["none", "highlight", "contour", "box", "text"], default=None,
+                        help="show the visual memory's evidence to the model (its bank per category: the dataset's "
+                        "normal templates); default: text for the embedded model, none otherwise")  # fmt: skip
+    parser.add_argument("--prior", choices=["attention", "anomaly", "mix"], default=None,
+                        help="what chooses the injected patches: attention, the anomaly map, or a mix (default: mix "
+                        "for the embedded model, attention otherwise)")  # fmt: skip
     parser.add_argument("--limit", type=_positive_int, help="ask only the first N questions (continue later)")
     parser.add_argument("--categories", metavar="A,B", help="comma-separated categories (name or dataset/name)")
     parser.add_argument("--subtasks", metavar="A,B", help="comma-separated subtasks, e.g. 'Anomaly Detection'")
     parser.add_argument("--skip-missing", action="store_true", help="skip (and count) images that are missing")
-    parser.add_argument("--readout", choices=["letter", "likelihood"], default="letter")
+    parser.add_argument("--readout", choices=["letter", "likelihood"], default=None,
+                        help="answer letter at the answer position (MMAD) or option-text likelihood (default: "
+                        "likelihood for the embedded model, letter otherwise)")  # fmt: skip
     parser.add_argument("--steps", type=int, default=ReasoningConfig.num_steps, help="latent reasoning steps")
     parser.add_argument("--latents", type=int, default=ReasoningConfig.num_latent_tokens, help="latent tokens")
     parser.add_argument("--max-new-tokens", type=int, default=ReasoningConfig.max_new_tokens,
@@ -66,6 +78,19 @@ def register(subparsers) -> None:
     report.add_argument("--out", dest="report_out", metavar="DIR", help="report folder (required for several runs)")
     report.add_argument("--score", dest="report_score", choices=SCORE_SOURCES, default="readout")
     report.set_defaults(handler=run_report)
+    retrieval = actions.add_parser(
+        "retrieval", help="measure image -> knowledge retrieval on a dataset's defective images",
+        description="For each defective image of ROOT, rank the entries of ROOT/domain_knowledge.json by the image "
+        "retriever (through the visual memory's focus crop unless --no-focus) and report how often the true "
+        "defect entry is in the top k: among all categories' entries and within the image's category.",
+    )  # fmt: skip
+    retrieval.add_argument("--data", dest="retrieval_data", required=True, metavar="ROOT")
+    retrieval.add_argument("--clip", dest="retrieval_clip", default="tiny_clip", metavar="SPEC",
+                           help="tiny_clip (default) or open_clip:<arch>[:<weights>]")  # fmt: skip
+    retrieval.add_argument("--k", dest="retrieval_k", type=_positive_int, default=3)
+    retrieval.add_argument("--no-focus", dest="retrieval_focus", action="store_false",
+                           help="embed the whole image (no visual memory crop)")  # fmt: skip
+    retrieval.set_defaults(handler=run_retrieval)
 
 
 def _positive_int(text: str) -> int:
@@ -89,14 +114,23 @@ def build_config(args: argparse.Namespace) -> EvalRunConfig:
     data = Path(args.data).expanduser()
     if not data.exists():
         raise UserError(f"data root not found: {data}")
-    reasoning = ReasoningConfig(mode=args.mode, num_steps=args.steps, num_latent_tokens=args.latents,
-                                readout=args.readout, max_new_tokens=args.max_new_tokens, seed=args.seed)  # fmt: skip
+    embedded = args.model == DEFAULT_MODEL
+    reasoning = ReasoningConfig(
+        mode=args.mode, num_steps=args.steps, num_latent_tokens=args.latents, max_new_tokens=args.max_new_tokens,
+        seed=args.seed, readout=args.readout or ("likelihood" if embedded else "letter"),
+        evidence=args.evidence or ("text" if embedded else "none"),
+        injection_prior=args.prior or ("mix" if embedded else "attention"),
+    )  # fmt: skip
     knowledge = args.knowledge or ("all" if reasoning.uses_knowledge else "none")
+    if args.clip and knowledge != "retrieved":
+        raise UserError("--clip chooses the retriever of --knowledge retrieved; add --knowledge retrieved")
+    retriever = (args.clip or ("tiny_clip" if embedded else "")) if knowledge == "retrieved" else ""
     return EvalRunConfig(
         data=str(data.resolve()), backend=BackendConfig(model=args.model, quantization=args.quantization,
                                                         device=args.device),
         reasoning=reasoning, shots=args.shots, similar_template=args.similar_template, knowledge=knowledge,
         categories=_names(args.categories), subtasks=_names(args.subtasks), skip_missing=args.skip_missing,
+        retriever=retriever,
     )  # fmt: skip
 
 
@@ -151,4 +185,16 @@ def run_report(args: argparse.Namespace) -> int:
         files = write_comparison(scored, args.report_out)
     print(files.markdown)
     print(f"report: {Path(files.paths[0]).parent.resolve()}")
+    return 0
+
+
+def run_retrieval(args: argparse.Namespace) -> int:
+    """Handler of `eval retrieval`."""
+    import sys
+
+    from reason_iad.eval.retrieval import evaluate_retrieval
+
+    report = evaluate_retrieval(args.retrieval_data, args.retrieval_clip, args.retrieval_k, args.retrieval_focus,
+                                progress=lambda line: print(line, file=sys.stderr))  # fmt: skip
+    print(report.markdown())
     return 0

@@ -76,8 +76,13 @@ class EvalWorker:
 
         torch.set_num_threads(threads)
         self.error: str | None = None
+        self.aids = None
         try:
+            from reason_iad.eval.aids import PromptAids
+            from reason_iad.eval.runner import read_set
+
             self.reasoner = Reasoner(load_backend(config.backend), config.reasoning)
+            self.aids = PromptAids.build(config, read_set(config))
         except UserError as err:
             self.error = str(err)
 
@@ -88,7 +93,7 @@ class EvalWorker:
     def answer(self, shard: Sequence[EvalItem], knowledge: Mapping) -> ShardResult:
         """Answer one image's questions."""
         try:
-            return ShardResult(records=tuple(answer_items(self.reasoner, shard, knowledge)))
+            return ShardResult(records=tuple(answer_items(self.reasoner, shard, knowledge, self.aids)))
         except UserError as err:
             return ShardResult(error=str(err))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from pydantic import ValidationError
@@ -58,6 +58,7 @@ class EvalSet:
     items: tuple[EvalItem, ...]
     knowledge: dict[tuple[str, str], tuple[str, ...]]  # (dataset, category) -> entries; empty without knowledge
     skipped_images: tuple[str, ...] = ()  # missing images (or templates) skipped with `skip_missing`
+    normal_images: dict[tuple[str, str], tuple[Path, ...]] = field(default_factory=dict)  # every template on disk
 
 
 def resolve_data(data: str | Path) -> tuple[Path, Path]:
@@ -231,7 +232,21 @@ def read_eval_set(
         raise UserError(f"no questions to ask in {mmad_path} with the chosen categories and subtasks")
     pairs = sorted({(item.dataset, item.category) for item in items})
     entries = load_knowledge(root, pairs) if knowledge == "all" else {}
-    return EvalSet(root=root, items=tuple(items), knowledge=entries, skipped_images=tuple(missing))
+    return EvalSet(root=root, items=tuple(items), knowledge=entries, skipped_images=tuple(missing),
+                   normal_images=normal_images(root, records, keys))  # fmt: skip
+
+
+def normal_images(root: Path, records: dict[str, MMADRecord], keys: Sequence[str]) -> dict[tuple[str, str],
+                                                                                            tuple[Path, ...]]:
+    """Per (dataset, category): every normal template the chosen records name that exists under `root`, sorted."""
+    found: dict[tuple[str, str], set[Path]] = {}
+    for key in keys:
+        record = records[key]
+        for template in {*record.random_templates, *record.similar_templates}:
+            path = (root / template).resolve()
+            if root in path.parents and path.is_file():
+                found.setdefault(image_dataset_and_category(key), set()).add(path)
+    return {pair: tuple(sorted(paths)) for pair, paths in sorted(found.items())}
 
 
 def load_knowledge(root: Path, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, ...]]:

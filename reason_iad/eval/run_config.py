@@ -34,23 +34,22 @@ class EvalRunConfig:
     categories: tuple[str, ...] = ()
     subtasks: tuple[str, ...] = ()
     skip_missing: bool = False
+    retriever: str = ""  # image embedder for --knowledge retrieved ("": rank by the question's meaning)
 
     def __post_init__(self) -> None:
         if self.shots not in (0, 1):
             raise UserError(f"shots must be 0 or 1, not {self.shots}")
         if self.knowledge not in KNOWLEDGE_MODES:
             raise UserError(f"knowledge must be one of {', '.join(KNOWLEDGE_MODES)}, not {self.knowledge!r}")
-        if self.knowledge == "retrieved":
-            raise UserError(
-                "--knowledge retrieved needs the LanceDB knowledge base, which this version does not have yet; "
-                "use --knowledge all (MMAD's mode: every entry of the image's category)"
-            )
         mode = self.reasoning.mode
         if self.reasoning.uses_knowledge and self.knowledge == "none":
-            raise UserError(f"--mode {mode} puts knowledge in the prompt: use --knowledge all, or --mode plain/latent")
+            raise UserError(f"--mode {mode} puts knowledge in the prompt: use --knowledge all or retrieved, or --mode "
+                            "plain/latent")
         if not self.reasoning.uses_knowledge and self.knowledge != "none":
             raise UserError(f"--mode {mode} uses no knowledge: drop --knowledge {self.knowledge} (or use "
                             "--mode knowledge/full)")  # fmt: skip
+        if self.retriever and self.knowledge != "retrieved":
+            raise UserError("an image retriever (--clip) is used only with --knowledge retrieved")
 
     def to_dict(self) -> dict:
         """JSON-ready data (tuples as lists)."""

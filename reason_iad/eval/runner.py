@@ -50,13 +50,21 @@ class EvalRunResult:
         return self.answered_now / self.answer_seconds if self.answer_seconds > 0 else 0.0
 
 
-def answer_item(reasoner, item: EvalItem, image, template, knowledge: Sequence[str]) -> AnswerRecord:
-    """Ask one question (fresh inspection, no history) and record both the read-out and the parsed letter."""
+def answer_item(reasoner, item: EvalItem, image, template, knowledge: Sequence[str], aids=None) -> AnswerRecord:
+    """Ask one question (fresh inspection, no history) and record both the read-out and the parsed letter.
+
+    `aids` (a `PromptAids`) adds the visual memory's evidence and retrieved knowledge, when the run uses them.
+    """
     from reason_iad.reasoning.engine import InspectionRequest
 
     started = time.perf_counter()
+    extra = aids.for_image(item, image) if aids is not None else None
+    if extra is not None:
+        image = extra.image
+        knowledge = extra.knowledge if extra.knowledge is not None else knowledge
     request = InspectionRequest(image=image, question=item.question, template=template, category=item.category,
-                                knowledge=tuple(knowledge))  # fmt: skip
+                                knowledge=tuple(knowledge), evidence=extra.evidence if extra else "",
+                                patch_prior=extra.patch_prior if extra else None)  # fmt: skip
     inspection = reasoner.run(request)
     return AnswerRecord(
         id=item.id, image=item.image, dataset=item.dataset, category=item.category, subtask=item.subtask,
@@ -68,7 +76,7 @@ def answer_item(reasoner, item: EvalItem, image, template, knowledge: Sequence[s
     )  # fmt: skip
 
 
-def answer_items(reasoner, items: Sequence[EvalItem], knowledge: Knowledge) -> Iterator[AnswerRecord]:
+def answer_items(reasoner, items: Sequence[EvalItem], knowledge: Knowledge, aids=None) -> Iterator[AnswerRecord]:
     """Answer questions in order, reading each image (and template) once for its consecutive questions."""
     from reason_iad.images import load_image
 
@@ -79,7 +87,7 @@ def answer_items(reasoner, items: Sequence[EvalItem], knowledge: Knowledge) -> I
             loaded = {p: loaded[p] if p in loaded else load_image(p, str(p)) for p in wanted}
         template = loaded[item.template_path] if item.template_path is not None else None
         yield answer_item(reasoner, item, loaded[item.image_path], template,
-                          knowledge.get((item.dataset, item.category), ()))  # fmt: skip
+                          knowledge.get((item.dataset, item.category), ()), aids)  # fmt: skip
 
 
 def shard_by_image(items: Sequence[EvalItem]) -> list[tuple[EvalItem, ...]]:
@@ -98,11 +106,13 @@ class LocalAnswerer:
 
     workers = 1
 
-    def __init__(self, config: EvalRunConfig, knowledge: Knowledge, backend=None, threads: int | None = None):
-        self.config, self.knowledge, self.backend, self.threads = config, knowledge, backend, threads
+    def __init__(self, config: EvalRunConfig, eval_set: EvalSet, backend=None, threads: int | None = None):
+        self.config, self.eval_set, self.backend, self.threads = config, eval_set, backend, threads
+        self.knowledge, self.aids = eval_set.knowledge, None
 
     def start(self) -> None:
-        """Load the model (unless one was given)."""
+        """Load the model (unless one was given) and build the visual memory / knowledge base the run uses."""
+        from reason_iad.eval.aids import PromptAids
         from reason_iad.reasoning.engine import Reasoner
 
         if self.threads:
@@ -114,13 +124,16 @@ class LocalAnswerer:
 
             self.backend = load_backend(self.config.backend)
         self.reasoner = Reasoner(self.backend, self.config.reasoning)
+        self.aids = PromptAids.build(self.config, self.eval_set)
 
     def answers(self, items: Sequence[EvalItem]) -> Iterator[AnswerRecord]:
         """Answer the items in order."""
-        return answer_items(self.reasoner, items, self.knowledge)
+        return answer_items(self.reasoner, items, self.knowledge, self.aids)
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Remove the run's temporary memory and knowledge base."""
+        if self.aids is not None:
+            self.aids.close()
 
 
 def read_set(config: EvalRunConfig) -> EvalSet:
@@ -190,7 +203,7 @@ def run_eval(
 
 def _answerer(config: EvalRunConfig, eval_set: EvalSet, cluster, backend, threads):
     if cluster is None:
-        return LocalAnswerer(config, eval_set.knowledge, backend, threads)
+        return LocalAnswerer(config, eval_set, backend, threads)
     from reason_iad.eval.distributed import RayAnswerer
 
     return RayAnswerer(config, eval_set.knowledge, cluster)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 from lancedb.expr import col, lit
 from PIL import Image
 
@@ -68,8 +69,8 @@ def search(store: KnowledgeStore, query: str, mode: SearchMode = "hybrid", k: in
         raise UserError(f"the search query is longer than {MAX_QUERY_CHARS} characters")
     if not 1 <= k <= 1000:
         raise UserError("k must be between 1 and 1000")
+    store.refresh()
     table = store.table
-    table.checkout_latest()
     where = scope(dataset, category)
     if mode == "fts":
         builder, score_of = table.search(query, query_type="fts", fts_columns="body"), lambda r: r["_score"]
@@ -89,12 +90,17 @@ def search(store: KnowledgeStore, query: str, mode: SearchMode = "hybrid", k: in
 
 
 def search_by_image(store: KnowledgeStore, image: Image.Image, k: int = 3, dataset: str | None = None,
-                    category: str | None = None, exclude_normal: bool = True) -> list[Hit]:  # fmt: skip
-    """Entries closest to an image in the image embedder's space (cosine similarity)."""
+                    category: str | None = None, exclude_normal: bool = True,
+                    focus: tuple[int, int, int, int] | None = None) -> list[Hit]:  # fmt: skip
+    """Entries closest to an image in the image embedder's space (cosine similarity).
+
+    With `focus` (a pixel box), the query is the normalised mean of the whole image's embedding (which knows the
+    object) and that of a square crop around the box (`memory.evidence.focus_crop`, which sees a small defect).
+    """
     if store.image_embedder is None:
         raise UserError("this knowledge base has no image embedder; configure one (e.g. an open_clip model)")
-    vector = store.image_embedder.embed_images([image])[0]
-    store.table.checkout_latest()
+    vector = query_vector(store.image_embedder, image, focus)
+    store.refresh()
     builder = store.table.search(vector, vector_column_name="image_vector").distance_type("cosine")
     where = scope(dataset, category, exclude_normal)
     if where is not None:
@@ -102,16 +108,30 @@ def search_by_image(store: KnowledgeStore, image: Image.Image, k: int = 3, datas
     return _hits(builder.limit(k).to_list(), lambda r: 1.0 - r["_distance"])
 
 
+def query_vector(embedder, image: Image.Image, focus: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """The image embedding used for retrieval: the whole image's, or its mean with the focus crop's (normalised)."""
+    if focus is None:
+        return embedder.embed_images([image])[0]
+    from reason_iad.memory.evidence import focus_crop
+
+    both = embedder.embed_images([image, focus_crop(image, focus)])
+    mean = both.mean(axis=0)
+    return mean / max(float(np.linalg.norm(mean)), 1e-12)
+
+
 def retrieve(store: KnowledgeStore, image: Image.Image, category: str | None = None, dataset: str | None = None,
-             k: int = 3, include_normal: bool = True, question: str | None = None) -> Retrieval:  # fmt: skip
+             k: int = 3, include_normal: bool = True, question: str | None = None,
+             focus: tuple[int, int, int, int] | None = None) -> Retrieval:  # fmt: skip
     """Knowledge for one inspection: top-k defect entries of the category plus its normal entry.
 
     Entries are ranked by the image when an image embedder is configured, else by the question's meaning; with
-    neither, all entries of the category are used, as MMAD does.
+    neither, all entries of the category are used, as MMAD does. `focus` (a pixel box, e.g. the visual memory's
+    most anomalous region) adds a square crop around it to the image query (see `search_by_image`).
     """
     version = store.version
     if store.image_embedder is not None:
-        hits, method = search_by_image(store, image, k, dataset, category), "image"
+        hits = search_by_image(store, image, k, dataset, category, focus=focus)
+        method = "image" if focus is None else "image + anomaly crop"
     elif question and category:
         ranked = search(store, question, "semantic", k + 1, dataset, category)
         hits, method = [h for h in ranked if h.entry.defect != NORMAL_KEY][:k], "question"

@@ -9,6 +9,7 @@ Filters are built with `lancedb.expr`, never from strings, so no input can widen
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import threading
@@ -162,22 +163,41 @@ class KnowledgeStore:
         return entry_rows(entries, self.text_embedder, self.image_embedder, created_at)
 
     # ------------------------------------------------------------------ reads
+    pinned_version: int | None = None  # set on read-only views of a past version (`at_version`)
+
+    def at_version(self, version: int) -> KnowledgeStore:
+        """A read-only view of the knowledge base as it was at `version`: search and list see that version.
+
+        Raises:
+            UserError: An unknown version.
+        """
+        view = copy.copy(self)
+        view.table = self.db.open_table(KNOWLEDGE_TABLE)
+        self._checkout(view.table, int(version))
+        view.pinned_version = int(version)
+        return view
+
+    def refresh(self) -> None:
+        """See the latest committed version (a read-only view of a past version stays where it is)."""
+        if self.pinned_version is None:
+            self.table.checkout_latest()
+
     @property
     def version(self) -> int:
-        """The latest committed version of the knowledge table."""
-        self.table.checkout_latest()
+        """The latest committed version of the knowledge table (a view's own version)."""
+        self.refresh()
         return self.table.version
 
     def count(self) -> int:
-        """Number of entries at the latest version."""
-        self.table.checkout_latest()
+        """Number of entries at the latest version (a view's own version)."""
+        self.refresh()
         return self.table.count_rows()
 
     def get_many(self, ids: Sequence[str]) -> dict[str, StoredEntry]:
         """Entries by id (missing ids are absent from the result)."""
         if not ids:
             return {}
-        self.table.checkout_latest()
+        self.refresh()
         rows = self.table.search().where(id_filter(ids)).limit(len(ids) + 1).to_list()
         return {row["id"]: stored_entry(row) for row in rows}
 
@@ -193,6 +213,7 @@ class KnowledgeStore:
     ) -> list[StoredEntry]:
         """Entries, optionally of one dataset/category, at the latest or a given version, sorted by id."""
         table = self.db.open_table(KNOWLEDGE_TABLE)
+        version = self.pinned_version if version is None else version
         if version is not None:
             self._checkout(table, version)
         query = table.search()
@@ -222,6 +243,8 @@ class KnowledgeStore:
         author = author.strip()
         if not author:
             raise UserError("every change needs an author")
+        if self.pinned_version is not None:
+            raise UserError(f"version {self.pinned_version} is a read-only view; restore it to change it")
         with self._lock:
             for attempt in range(WRITE_ATTEMPTS):
                 self.table.checkout_latest()

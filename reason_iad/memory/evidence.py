@@ -89,10 +89,30 @@ def locate_peak(values: np.ndarray) -> tuple[str, tuple[int, int, int, int], np.
     return region_name(peak_x + 0.5, peak_y + 0.5, width, height), box, blob
 
 
-def evidence_text(evidence: AnomalyEvidence, with_verdict: bool = False) -> str:
-    """One line for the prompt: "most anomalous region: top left, score 0.91" (optionally the verdict first)."""
-    line = f"most anomalous region: {evidence.region}, score {evidence.score:.2f}"
-    return f"visual memory verdict: {evidence.verdict}; {line}" if with_verdict else line
+def evidence_line(verdict: str, region: str, score: float) -> str:
+    """The evidence line from its parts: "verdict: anomalous; most anomalous region: top left, score 0.91"."""
+    return f"verdict: {verdict}; most anomalous region: {region}, score {score:.2f}"
+
+
+def evidence_text(evidence: AnomalyEvidence) -> str:
+    """One line for the prompt, e.g. "verdict: anomalous; most anomalous region: top left, score 0.91"."""
+    return evidence_line(evidence.verdict, evidence.region, evidence.score)
+
+
+def focus_crop(image: Image.Image, box: tuple[int, int, int, int], min_fraction: float = 0.4,
+               margin: float = 1.3) -> Image.Image:  # fmt: skip
+    """A square crop around `box` (x0, y0, x1, y1), shifted to stay inside the image.
+
+    Its side is the box's longer side times `margin`, at least `min_fraction` of the image's shorter side.
+    Retrieval embeds it so that a small defect fills the retriever's low-resolution input.
+    """
+    width, height = image.size
+    side = max(box[2] - box[0], box[3] - box[1]) * margin
+    side = int(round(min(min(width, height), max(side, min_fraction * min(width, height)))))
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    x0 = int(round(min(max(cx - side / 2, 0), width - side)))
+    y0 = int(round(min(max(cy - side / 2, 0), height - side)))
+    return image.crop((x0, y0, x0 + side, y0 + side))
 
 
 def _line_width(width: int, height: int) -> int:

@@ -35,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="K",
         help="normal and defective test images per category (K each)",
     )
+    parser.add_argument("--templates", type=int, default=0, metavar="N",
+                        help="normal templates per category (default: max(3, K/4))")
     parser.add_argument(
         "--image-size", type=int, default=256, metavar="PX", help="square image side, 64..1024 (default 256)"
     )
@@ -84,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
             args.out,
             seed=0 if args.seed is None else args.seed,
             per_category=args.per_category,
+            templates=args.templates,
             image_size=args.image_size,
             categories=categories,
             force=args.force,

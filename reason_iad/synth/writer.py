@@ -95,7 +95,8 @@ def _numbered(count: int) -> Callable[[int], str]:
     return lambda i: f"{i:0{width}d}"
 
 
-def plan_jobs(seed: int, per_category: int, image_size: int, categories: Sequence[str]) -> list[ImageJob]:
+def plan_jobs(seed: int, per_category: int, image_size: int, categories: Sequence[str],
+              templates: int = 0) -> list[ImageJob]:  # fmt: skip
     """Every image of the dataset, templates first, in a fixed order.
 
     Args:
@@ -103,11 +104,12 @@ def plan_jobs(seed: int, per_category: int, image_size: int, categories: Sequenc
         per_category: K: normal and defective test images per category (K of each).
         image_size: Image side in pixels.
         categories: Category names.
+        templates: Normal templates per category (0: max(3, per_category // 4)).
 
     Returns:
         The jobs; defect types cycle through the category's catalog order.
     """
-    templates = max(3, per_category // 4)
+    templates = templates or max(3, per_category // 4)
     jobs = []
     for category in categories:
         root = f"{DATASET}/{category}"
@@ -232,6 +234,7 @@ def generate_dataset(
     seed: int = 0,
     per_category: int = 20,
     image_size: int = 256,
+    templates: int = 0,
     categories: Sequence[str] | None = None,
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
@@ -242,7 +245,8 @@ def generate_dataset(
     Args:
         out_dir: Folder to create (must be absent or empty unless `force`).
         seed: Dataset seed; the same seed gives byte-identical files.
-        per_category: K: normal and defective test images per category (K of each), plus max(3, K//4) templates.
+        per_category: K: normal and defective test images per category (K of each).
+        templates: Normal templates per category, 1..1000 (0: max(3, K // 4)).
         image_size: Square image side in pixels (64..1024).
         categories: Category names (default: all eight).
         force: Replace an existing dataset folder (only after the new one is complete).
@@ -258,9 +262,11 @@ def generate_dataset(
     """
     started = time.perf_counter()
     check_generation_args(seed, per_category, image_size)
+    if not 0 <= templates <= 1000:
+        raise UserError(f"templates must be between 1 and 1000 (0: automatic), not {templates}")
     names = resolve_categories(categories)
     target = check_output_dir(Path(out_dir), force=force, markers=("mmad.json",))
-    jobs = plan_jobs(int(seed), int(per_category), int(image_size), names)
+    jobs = plan_jobs(int(seed), int(per_category), int(image_size), names, int(templates))
     with staged_folder(target) as staging:
         results = render_all(jobs, staging, progress, max(1, int(workers)))
         records = build_records(results, int(seed))

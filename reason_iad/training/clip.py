@@ -2,7 +2,10 @@ r"""The tiny retriever: an open_clip model from a registered custom config, trai
 
 Every training image is matched against *all* knowledge bodies of the SynthIAD seed (the exact strings the
 knowledge store embeds: `title\\ntext`), so the objective is the retrieval the pipeline runs: image -> entry of
-its category and defect (normal images -> the category's "good" entry).
+its category and defect (normal images -> the category's "good" entry). Besides whole images it sees *focus
+crops* (`memory.evidence.focus_crop`) around the defect (jittered, as the visual memory's box would be) and around
+random places of normal images: at inference the pipeline embeds the crop around the memory's most anomalous
+region, where a small defect fills the 96-pixel input instead of a few of its pixels.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class ClipSettings:
     defects_per_category: int = 180
     image_size: int = 224
     max_steps: int = 0
+    crops_per_image: int = 1  # focus crops added per training image (besides the whole image)
 
 
 def register_config(config_file: Path | None = None) -> str:
@@ -70,29 +74,57 @@ def knowledge_bodies() -> tuple[list[str], dict[tuple[str, str], int]]:
     return bodies, {(e.category, e.defect): i for i, e in enumerate(entries)}
 
 
-def render_images(seed: int, normals: int, defects: int, size: int) -> list[tuple[object, str, str]]:
-    """(image, category, defect or "good") for a split, deterministic for `seed`."""
+def render_images(seed: int, normals: int, defects: int, size: int) -> list[tuple[object, str, str, tuple | None]]:
+    """(image, category, defect or "good", defect box or None) for a split, deterministic for `seed`."""
     out = []
     for category in CATEGORIES.values():
         names = category.defect_names
         for i in range(normals):
             sample = render_sample(category.name, None, sample_rng(seed, category.name, i, "normal"), size)
-            out.append((sample.image, category.name, NORMAL))
+            out.append((sample.image, category.name, NORMAL, None))
         for i in range(defects):
             defect = names[i % len(names)]
             sample = render_sample(category.name, defect, sample_rng(seed, category.name, i, "defect"), size)
-            out.append((sample.image, category.name, defect))
+            out.append((sample.image, category.name, defect, mask_box(np.asarray(sample.mask) > 127)))
     return out
 
 
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) bounding box of a boolean mask (exclusive ends); the whole image for an empty mask."""
+    ys, xs = np.nonzero(mask)
+    if not len(xs):
+        return 0, 0, mask.shape[1], mask.shape[0]
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def jittered_crop(image, box: tuple | None, rng: np.random.Generator):
+    """A focus crop like the pipeline's: around the defect box, shifted by up to a quarter of its size.
+
+    Normal images (`box` None) get a crop around a random small box.
+    """
+    from reason_iad.memory.evidence import focus_crop
+
+    width, height = image.size
+    if box is None:
+        x, y = rng.uniform(0, width), rng.uniform(0, height)
+        box = (x - 8, y - 8, x + 8, y + 8)
+    w, h = box[2] - box[0], box[3] - box[1]
+    dx, dy = rng.uniform(-0.25, 0.25) * max(w, 8), rng.uniform(-0.25, 0.25) * max(h, 8)
+    return focus_crop(image, (box[0] + dx, box[1] + dy, box[2] + dx, box[3] + dy), margin=rng.uniform(1.1, 1.6))
+
+
 def _training_tensors(settings: ClipSettings, preprocess, tokenizer) -> tuple[torch.Tensor, ...]:
-    """Preprocessed images [N, 3, H, W], their knowledge-entry targets [N] and the tokenized bodies [E, 77]."""
+    """Preprocessed images and focus crops [N, 3, H, W], their knowledge-entry targets [N], the bodies [E, 77]."""
     bodies, index = knowledge_bodies()
     samples = render_images(settings.data_seed, settings.normals_per_category, settings.defects_per_category,
                             settings.image_size)  # fmt: skip
-    pixels = torch.stack([preprocess(image) for image, _, _ in samples])
-    targets = torch.tensor([index[(c, d)] for _, c, d in samples])
-    return pixels, targets, tokenizer(bodies)
+    rng = np.random.default_rng([settings.data_seed, 5])
+    views, targets = [], []
+    for image, category, defect, box in samples:
+        crops = [jittered_crop(image, box, rng) for _ in range(settings.crops_per_image)]
+        views += [preprocess(view) for view in (image, *crops)]
+        targets += [index[(category, defect)]] * (1 + len(crops))
+    return torch.stack(views), torch.tensor(targets), tokenizer(bodies)
 
 
 def train_clip(out: Path, settings: ClipSettings, log=print) -> dict:

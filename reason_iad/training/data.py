@@ -3,8 +3,10 @@
 An `ImagePool` renders a training split once (seeds disjoint from evaluation). Each example is one MMAD question
 about one image, in exactly the prompt the engine builds at inference (`reasoning.prompt.build_messages`):
 zero- or one-shot, with or without the category's knowledge, with the visual memory's evidence line in most
-examples, with or without the latent think-token slots; the answer is the option phrase, often followed by a
-short rationale from the ground truth (defect type and region).
+examples (computed by the real memory, `training.evidence`), with or without the latent think-token slots; the
+answer is the option phrase, often followed by a short rationale from the ground truth (defect type and region).
+Retrieved knowledge is imitated in the order retrieval produces it (top defect entries, then the normal entry),
+with the true defect ranked first at the rate `retrieval_top1_rate`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from reason_iad.synth.catalog import CATEGORIES, NORMAL
 from reason_iad.synth.questions import AnswerSlots, build_conversation
 from reason_iad.synth.render import SampleFacts, render_sample, sample_rng
 from reason_iad.synth.writer import KNOWLEDGE_FILE
-from reason_iad.training.evidence import simulated_evidence
 
 IMAGE_PAD = "<|image_pad|>"
 LATENT = "<|latent|>"
@@ -41,11 +42,12 @@ class DataRecipe:
     templates_per_category: int = 8
     image_size: int = 224
     one_shot_rate: float = 0.7  # per batch
-    knowledge_rate: float = 0.15  # per batch
+    knowledge_rate: float = 0.3  # per batch
     latent_rate: float = 0.5  # per batch
     evidence_rate: float = 0.8  # per example
     rationale_rate: float = 0.6  # per example
     num_latent_tokens: int = 4
+    retrieval_top1_rate: float = 0.5  # retrieval-like knowledge: the true defect entry ranked first
     subtask_weights: tuple[tuple[str, float], ...] = ()  # e.g. (("Anomaly Detection", 4.0),); others weigh 1
 
 
@@ -57,6 +59,7 @@ class PoolImage:
     facts: SampleFacts
     cells: np.ndarray  # [g*g] defect class per merged image token (0 = normal)
     pixels: torch.Tensor | None = None  # processor output, fp16
+    evidence: str = ""  # the visual memory's line for this image (`training.evidence.pool_evidence`)
 
 
 @dataclass
@@ -65,7 +68,7 @@ class ImagePool:
 
     images: list[PoolImage]
     templates: dict[str, list[PoolImage]]
-    knowledge: dict[str, list[str]] = field(default_factory=dict)  # category -> MMAD texts, good first
+    knowledge: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # category -> (defect, text), good first
 
 
 def defect_classes() -> list[tuple[str, str]]:
@@ -99,12 +102,13 @@ def render_pool(recipe: DataRecipe, grid: int = 4, progress=None) -> ImagePool:
     return ImagePool(images, templates, knowledge_texts())
 
 
-def knowledge_texts() -> dict[str, list[str]]:
-    """The SynthIAD seed knowledge per category as MMAD texts (`<Title>` line + description), good first."""
-    out: dict[str, list[str]] = {}
+def knowledge_texts() -> dict[str, list[tuple[str, str]]]:
+    """The SynthIAD seed knowledge per category as (defect, MMAD text) pairs, the normal ("good") entry first."""
+    out: dict[str, list[tuple[str, str]]] = {}
     for entry in load_seed_file(KNOWLEDGE_FILE):
         texts = out.setdefault(entry.category, [])
-        texts.insert(0, entry.mmad_text) if entry.defect == NORMAL else texts.append(entry.mmad_text)
+        pair = (entry.defect, entry.mmad_text)
+        texts.insert(0, pair) if entry.defect == NORMAL else texts.append(pair)
     return out
 
 
@@ -154,7 +158,7 @@ class ExampleEncoder:
                knowledge: list[str], rng: np.random.Generator) -> Example:  # fmt: skip
         """Encode one question about `item`; the evidence and rationale coin flips use `rng`."""
         options = tuple(sorted(question.options.items()))
-        evidence = simulated_evidence(rng, item.facts.region) if rng.random() < self.recipe.evidence_rate else ""
+        evidence = item.evidence if rng.random() < self.recipe.evidence_rate else ""
         messages = build_messages(Question(question.question, options), item.image,
                                   template.image if template else None, knowledge, evidence=evidence)  # fmt: skip
         prefix, header = self._render(messages)
@@ -184,12 +188,18 @@ class ExampleSampler:
         return BatchPlan(rng.random() < r.one_shot_rate, rng.random() < r.knowledge_rate, rng.random() < r.latent_rate)
 
     def knowledge_for(self, facts: SampleFacts, rng: np.random.Generator) -> list[str]:
-        """All of the category's entries (MMAD's mode) or a retrieval-like subset: good + 3 defect entries."""
-        texts = self.pool.knowledge.get(facts.category, [])
-        if rng.random() < 0.5 or len(texts) <= 4:
-            return list(texts)
-        keep = sorted(rng.choice(np.arange(1, len(texts)), size=3, replace=False).tolist())
-        return [texts[0]] + [texts[i] for i in keep]
+        """All of the category's entries (MMAD's mode) or what retrieval returns: 3 defect entries, then good."""
+        pairs = self.pool.knowledge.get(facts.category, [])
+        if rng.random() < 0.5 or len(pairs) < 2:
+            return [text for _, text in pairs]
+        normal, defects = pairs[0], list(pairs[1:])
+        order = [defects[i] for i in rng.permutation(len(defects))]
+        true = [i for i, (defect, _) in enumerate(order) if defect == facts.defect]
+        if true and rng.random() < self.recipe.retrieval_top1_rate:
+            order.insert(0, order.pop(true[0]))
+        elif true and true[0] == 0 and len(order) > 1:  # a miss: the true entry ranked lower
+            order.insert(1 + int(rng.integers(len(order) - 1)), order.pop(0))
+        return [text for _, text in order[:3]] + [normal[1]]
 
     def _pick(self, questions: list[MMADQuestion], rng: np.random.Generator) -> int:
         weights = dict(self.recipe.subtask_weights)

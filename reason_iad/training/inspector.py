@@ -18,6 +18,7 @@ import torch
 from reason_iad.backends.tiny import TinySize, _qwen
 from reason_iad.training.data import IGNORE, DataRecipe, ExampleEncoder, ExampleSampler, collate, defect_classes
 from reason_iad.training.data import render_pool as render_training_pool
+from reason_iad.training.evidence import pool_evidence
 
 INSPECTOR_SIZE = TinySize(hidden=256, layers=4, heads=4, kv_heads=2, vision_width=128, vision_depth=4, patch=14,
                           image_px=112, vocab=0)  # fmt: skip
@@ -85,15 +86,19 @@ def build_model(tokenizer, seed: int):
     return _qwen("qwen2_5_vl", tokenizer, size)
 
 
-def prepare_pool(recipe: DataRecipe, processor, log) -> object:
-    """Render the training pool and pre-compute every image's pixel values once (fp16)."""
+def prepare_pool(recipe: DataRecipe, processor, log) -> tuple[object, dict[str, int]]:
+    """Render the training pool, pre-compute pixel values (fp16) and the visual memory's evidence once.
+
+    Returns:
+        (the pool, the memory's verdict and region counts on it).
+    """
     started = time.perf_counter()
     pool = render_training_pool(recipe)
     images = pool.images + [t for ts in pool.templates.values() for t in ts]
     for item in images:
         item.pixels = processor.image_processor(images=[item.image], return_tensors="pt")["pixel_values"].half()
     log(f"rendered and processed {len(images)} training images in {time.perf_counter() - started:.0f}s")
-    return pool
+    return pool, pool_evidence(pool, log)
 
 
 def _save_checkpoint(path: Path, module: Inspector, optimizer, step: int, elapsed: float) -> None:
@@ -153,7 +158,7 @@ def train_inspector(out: Path, settings: TrainSettings, recipe: DataRecipe, resu
         step, spent = _restore(checkpoint, module, optimizer, log)
     elif warm_start is not None:
         module.load_state_dict(torch.load(warm_start, weights_only=False)["module"])
-    pool = prepare_pool(recipe, processor, log)
+    pool, memory_counts = prepare_pool(recipe, processor, log)
     sampler = ExampleSampler(pool, ExampleEncoder(processor, recipe, IMAGE_TOKENS), recipe)
     pad, image_id, budget = tokenizer.pad_token_id, model.config.image_token_id, settings.minutes * 60
     started, last_save = time.perf_counter() - spent, time.perf_counter()
@@ -174,7 +179,8 @@ def train_inspector(out: Path, settings: TrainSettings, recipe: DataRecipe, resu
     _save_checkpoint(checkpoint, module, optimizer, step, time.perf_counter() - started)
     save_inspector(module.model, processor, out / "model")
     summary = {"steps": step, "minutes": round((time.perf_counter() - started) / 60, 2),
-               "folder": str(out / "model"), "final_loss": _recent_loss(out / "loss.jsonl")}  # fmt: skip
+               "folder": str(out / "model"), "final_loss": _recent_loss(out / "loss.jsonl"),
+               "memory_evidence": memory_counts}  # fmt: skip
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return summary
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from reason_iad.backends.tiny import SPECIAL_TOKENS
+from reason_iad.memory.evidence import evidence_line
 from reason_iad.mmad import ANOMALY_QUESTION, MMAD_INSTRUCTION
 from reason_iad.reasoning import prompt
+from reason_iad.reasoning.prompt import EVIDENCE_HEADER
 from reason_iad.synth.catalog import CATEGORIES
 from reason_iad.synth.questions import DETAIL_QUESTIONS, QUESTIONS, STRUCTURE_QUESTIONS
 from reason_iad.synth.shapes import REGIONS
-from reason_iad.training.evidence import EVIDENCE_HEADER, evidence_line
 
 DEFAULT_VOCAB = 3000
 
@@ -39,9 +40,10 @@ def corpus() -> Iterator[str]:
                 yield from (f"{defect.title} at the {r} of the {category.title.lower()}." for r in REGIONS)
         for region in REGIONS:
             yield region.capitalize()
-            yield from (evidence_line(region, s / 100) for s in range(0, 101, 7))
-        for texts in knowledge_texts().values():
-            yield from texts
+            for verdict in ("normal", "suspicious", "anomalous"):
+                yield from (evidence_line(verdict, region, s / 100) for s in range(0, 101, 7))
+        for pairs in knowledge_texts().values():
+            yield from (text for _, text in pairs)
 
 
 def train_tokenizer(vocab_size: int = DEFAULT_VOCAB):
