@@ -55,6 +55,13 @@ def guarded(fn):
     return wrapper
 
 
+def author_of(request: gr.Request | None, profile: gr.OAuthProfile | None) -> str | None:
+    """Who is signed in: the Hugging Face account (OAuth on a Space) or else the password login's user name."""
+    if profile is not None:
+        return profile.username
+    return getattr(request, "username", None)
+
+
 def model_banner(config: AppConfig, model_name: str | None = None) -> str:
     """One line naming the active model, and saying plainly what the default is."""
     backend = config.backend
@@ -70,10 +77,11 @@ def build_studio(config: AppConfig, pipeline=None, examples: list[GalleryItem] |
                  curators: set[str] | None = None, auth_required: bool = False) -> gr.Blocks:  # fmt: skip
     """The studio's Blocks; without a pipeline only the gallery is shown (no model loaded)."""
     items = load_gallery(EXAMPLES_DIR) if examples is None else examples
-    handlers = StudioHandlers(pipeline, items, curators, auth_required) if pipeline is not None else None
+    oauth = bool(os.environ.get("OAUTH_CLIENT_ID"))  # a Space with `hf_oauth: true`: sign in with Hugging Face
+    handlers = StudioHandlers(pipeline, items, curators, auth_required or oauth) if pipeline is not None else None
     with gr.Blocks(title="Reason-IAD Studio") as studio:
         model_name = getattr(getattr(pipeline, "backend", None), "name", None)
-        if os.environ.get("OAUTH_CLIENT_ID"):  # a Space with `hf_oauth: true`: curators sign in with Hugging Face
+        if oauth:
             gr.LoginButton()
         gr.Markdown(
             f"# Reason-IAD Studio\nKnowledge-guided latent reasoning for explainable industrial anomaly "
@@ -297,17 +305,17 @@ def _knowledge_tab(handlers: StudioHandlers, choices: list[str]) -> None:
         stored = handlers.pipeline.store.get(str(table.iloc[event.index[0]]["id"])).entry
         return stored.id, stored.title, stored.text
 
-    def save_entry(entry, title_, text_, request: gr.Request):
-        return handlers.save_entry(entry, title_, text_, request.username)
+    def save_entry(entry, title_, text_, request: gr.Request, profile: gr.OAuthProfile | None):
+        return handlers.save_entry(entry, title_, text_, author_of(request, profile))
 
-    def add_entry(dataset_, category_, defect, title_, text_, request: gr.Request):
-        return handlers.add_entry(dataset_, category_, defect, title_, text_, request.username)
+    def add_entry(dataset_, category_, defect, title_, text_, request: gr.Request, profile: gr.OAuthProfile | None):
+        return handlers.add_entry(dataset_, category_, defect, title_, text_, author_of(request, profile))
 
-    def delete_entry(entry, confirmed, request: gr.Request):
-        return handlers.delete_entry(entry, confirmed, request.username)
+    def delete_entry(entry, confirmed, request: gr.Request, profile: gr.OAuthProfile | None):
+        return handlers.delete_entry(entry, confirmed, author_of(request, profile))
 
-    def restore_version(version, request: gr.Request):
-        return handlers.restore(version, request.username)
+    def restore_version(version, request: gr.Request, profile: gr.OAuthProfile | None):
+        return handlers.restore(version, author_of(request, profile))
 
     writes = {"concurrency_id": "kb-write", "concurrency_limit": 1}
     refresh.click(guarded(handlers.list_entries), [dataset, category], entries, api_visibility="private")
@@ -329,19 +337,20 @@ def _knowledge_tab(handlers: StudioHandlers, choices: list[str]) -> None:
 
     transfer = TransferHandlers(handlers)
 
-    def import_file(path, partial_, request: gr.Request):
-        return transfer.import_file(path, partial_, request.username)
+    def import_file(path, partial_, request: gr.Request, profile: gr.OAuthProfile | None):
+        return transfer.import_file(path, partial_, author_of(request, profile))
 
     view.click(guarded(transfer.version_rows), version_a, snapshot, api_visibility="private")
     from demo.knowledge_panels import ExemplarHandlers
 
     exemplars = ExemplarHandlers(handlers)
 
-    def add_exemplar_fn(image_, choice, request: gr.Request, progress=gr.Progress()):  # noqa: B008 - Gradio's API
-        return exemplars.add(image_, choice, request.username, progress)
+    def add_exemplar_fn(image_, choice, request: gr.Request, profile: gr.OAuthProfile | None,
+                        progress=gr.Progress()):  # noqa: B008 - Gradio's API
+        return exemplars.add(image_, choice, author_of(request, profile), progress)
 
-    def remove_exemplar_fn(exemplar, choice, request: gr.Request):
-        return exemplars.remove(exemplar, choice, request.username)
+    def remove_exemplar_fn(exemplar, choice, request: gr.Request, profile: gr.OAuthProfile | None):
+        return exemplars.remove(exemplar, choice, author_of(request, profile))
 
     show_exemplars.click(guarded(exemplars.show), exemplar_category, [exemplar_gallery, bank],
                          api_visibility="private")  # fmt: skip

@@ -33,10 +33,12 @@ def annotate_tab(work: WorkbenchHandlers, guarded, last_answer: gr.State) -> Non
         export = gr.Button("Export as MMAD dataset (zip)")
         download = gr.File(label="Download")
 
+    from demo.studio import author_of
+
     def save_annotation(value, label_, dataset_, category_, defect_, note_, answer_, corrected_, template_,
-                        request: gr.Request):  # fmt: skip
+                        request: gr.Request, profile: gr.OAuthProfile | None):  # fmt: skip
         return work.save_annotation(value, label_, dataset_, category_, defect_, note_, answer_, corrected_,
-                                    template_, request.username)  # fmt: skip
+                                    template_, author_of(request, profile))  # fmt: skip
 
     last_answer.change(lambda answer: answer or "", last_answer, model_answer, api_visibility="private")
     save.click(guarded(save_annotation), [editor, label, dataset, category, defect, note, model_answer, corrected,

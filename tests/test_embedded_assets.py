@@ -77,6 +77,17 @@ def test_object_answer_follows_the_image_for_a_normal_and_a_defective_example(ba
     assert normal["probs"]["B"] > 0.5 and defective["probs"]["D"] > 0.5
 
 
+def test_defect_location_follows_the_evidence_region(backend):
+    from reason_iad.synth.shapes import REGIONS
+
+    mask = np.asarray(Image.open(EXAMPLES_DIR / DEFECT_EXAMPLE.replace(".png", "_mask.png")).convert("L")) > 127
+    truth = region_of(mask).capitalize()
+    others = [r.capitalize() for r in REGIONS if r.capitalize() != truth][:3]
+    options = tuple(zip("ABCD", sorted([truth, *others]), strict=True))
+    where = Question("There is a defect in the object. Where is the defect located in the image?", options)
+    assert _ask(backend, DEFECT_EXAMPLE, where, _defect_evidence())["answer"] == truth
+
+
 def test_rationale_names_the_object_of_each_example(backend):
     assert "pill" in _ask(backend, NORMAL_EXAMPLE, Question.anomaly(), "")["rationale"].lower()
     assert "screw" in _ask(backend, DEFECT_EXAMPLE, Question.anomaly(), _defect_evidence())["rationale"].lower()

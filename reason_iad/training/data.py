@@ -42,7 +42,7 @@ class DataRecipe:
     templates_per_category: int = 8
     image_size: int = 224
     one_shot_rate: float = 0.7  # per batch
-    knowledge_rate: float = 0.3  # per batch
+    knowledge_rate: float = 0.2  # per batch
     latent_rate: float = 0.5  # per batch
     evidence_rate: float = 0.8  # per example
     rationale_rate: float = 0.6  # per example
