@@ -20,9 +20,10 @@ from reason_iad.pipeline import Pipeline
 def _signed_in(username: str | None):
     session = {}
     if username:
+        userinfo = {"name": username.title(), "preferred_username": username,
+                    "profile": f"https://huggingface.co/{username}", "picture": ""}
         session["oauth_info"] = {"access_token": "t", "scope": "openid profile", "expires_at": time.time() + 600,
-                                 "userinfo": {"name": username.title(), "preferred_username": username,
-                                              "profile": f"https://huggingface.co/{username}", "picture": ""}}  # fmt: skip
+                                 "userinfo": userinfo}  # fmt: skip
     return types.SimpleNamespace(session=session, username=None)
 
 
