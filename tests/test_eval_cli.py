@@ -101,3 +101,11 @@ def test_the_library_imports_without_ray_and_ray_flags_say_how_to_install_it(dat
     assert done.returncode == 2, done.stderr
     assert "--ray needs Ray, which is not installed: pip install 'ray==" in done.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_eval_retrieval_prints_one_table_and_refuses_bad_input(dataset, tmp_path, capsys):
+    assert main(["eval", "retrieval", "--data", str(dataset), "--no-focus", "--k", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and "top-2 (all entries)" in lines[0] and lines[2].startswith("| tiny_clip | 2 |")
+    assert main(["eval", "retrieval", "--data", str(tmp_path / "nope")]) == 2
+    assert "data root not found" in capsys.readouterr().err

@@ -90,6 +90,8 @@ def register(subparsers) -> None:
     retrieval.add_argument("--k", dest="retrieval_k", type=_positive_int, default=3)
     retrieval.add_argument("--no-focus", dest="retrieval_focus", action="store_false",
                            help="embed the whole image (no visual memory crop)")  # fmt: skip
+    retrieval.add_argument("--threads", dest="retrieval_threads", type=_positive_int, default=1,
+                           help="torch CPU threads (default 1)")  # fmt: skip
     retrieval.set_defaults(handler=run_retrieval)
 
 
@@ -192,8 +194,11 @@ def run_retrieval(args: argparse.Namespace) -> int:
     """Handler of `eval retrieval`."""
     import sys
 
+    import torch
+
     from reason_iad.eval.retrieval import evaluate_retrieval
 
+    torch.set_num_threads(args.retrieval_threads)
     report = evaluate_retrieval(args.retrieval_data, args.retrieval_clip, args.retrieval_k, args.retrieval_focus,
                                 progress=lambda line: print(line, file=sys.stderr))  # fmt: skip
     print(report.markdown())
