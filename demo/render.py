@@ -142,9 +142,15 @@ def comparison_figure(results: Sequence[tuple[str, Inspection]]) -> go.Figure:
 
 
 def normalised_entropy(probs: dict[str, float]) -> float:
-    """Entropy of a distribution over options divided by log(number of options), in [0, 1]."""
-    p = np.clip(np.array(list(probs.values()), dtype=float), 1e-12, 1.0)
-    return float(-(p * np.log(p)).sum() / np.log(len(p))) if len(p) > 1 else 0.0
+    """Entropy of a distribution over options divided by log(number of options), in [0, 1].
+
+    It is 1 minus the engine's answer-entropy reward of the same distribution.
+    """
+    import torch
+
+    from reason_iad.reasoning.reward import answer_entropy_reward
+
+    return 1.0 - float(answer_entropy_reward(torch.tensor(list(probs.values()), dtype=torch.float32)))
 
 
 COMPARISON_HEADERS = ["configuration", "model", "answer", "probability", "knowledge version", "entries", "steps",

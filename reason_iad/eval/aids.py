@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,10 +52,10 @@ class PromptAids:
     def build(cls, config: EvalRunConfig, eval_set: EvalSet, progress: Callable[[str], None] | None = None):
         """The aids the configuration needs (None when it needs none)."""
         reasoning = config.reasoning
-        wants_memory = reasoning.evidence != "none" or (reasoning.injection_prior != "attention" and
-                                                        reasoning.uses_latents and reasoning.inject)  # fmt: skip
         wants_store = config.knowledge == "retrieved"
-        wants_memory = wants_memory or (wants_store and bool(config.retriever))  # retrieval looks at its box
+        wants_memory = (reasoning.evidence != "none"
+                        or (reasoning.injection_prior != "attention" and reasoning.uses_latents and reasoning.inject)
+                        or (wants_store and bool(config.retriever)))  # image retrieval looks at the memory's box
         if not (wants_memory or wants_store):
             return None
         folder = tempfile.TemporaryDirectory(prefix="reason-iad-eval-")
@@ -123,16 +122,12 @@ def build_store(uri: Path, eval_set: EvalSet, retriever: str):
     """A knowledge base holding the dataset's `domain_knowledge.json` (image embedder `retriever`, if any)."""
     from reason_iad.knowledge.embedders import make_embedder
     from reason_iad.knowledge.store import KnowledgeStore
-    from reason_iad.knowledge.transfer import parse_domain_knowledge
+    from reason_iad.knowledge.transfer import read_import_file
 
     path = eval_set.root / KNOWLEDGE_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"--knowledge retrieved needs {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserError(f"cannot read {path}: {err}") from err
-    entries, refused = parse_domain_knowledge(data, author="eval")
+    if not path.is_file():
+        raise UserError(f"--knowledge retrieved needs {path}")
+    entries, refused = read_import_file(path, author="eval")
     if not entries:
         raise UserError(f"{path} holds no usable knowledge entries ({len(refused)} refused)")
     image_embedder = make_embedder(retriever) if retriever else None

@@ -50,7 +50,7 @@ def evaluate_retrieval(data: str | Path, retriever: str = "tiny_clip", k: int = 
     from PIL import Image
 
     from reason_iad.eval.aids import build_memory, build_store
-    from reason_iad.knowledge.search import search_by_image
+    from reason_iad.knowledge.search import query_vector, search_by_vector
     from reason_iad.pipeline import focus_of
 
     if not 1 <= k <= 100:
@@ -63,14 +63,15 @@ def evaluate_retrieval(data: str | Path, retriever: str = "tiny_clip", k: int = 
         images = sorted({(item.image, item.dataset, item.category) for item in eval_set.items if not item.is_normal})
         hits_all, hits_category, top1, focused = [], [], [], []
         for key, dataset, category in images:
-            dataset = KNOWLEDGE_DATASET_ALIASES.get(dataset, dataset)
+            knowledge_dataset = KNOWLEDGE_DATASET_ALIASES.get(dataset, dataset)
             defect = PurePosixPath(key).parts[3] if len(PurePosixPath(key).parts) > 4 else ""
-            if (dataset, category, defect) not in known:
+            if (knowledge_dataset, category, defect) not in known:
                 continue
             image = Image.open(eval_set.root / key).convert("RGB")
             box = focus_of(memory.inspect(image, dataset, category)) if memory is not None else None
-            every = [(h.entry.category, h.entry.defect) for h in search_by_image(store, image, k, dataset, focus=box)]
-            own = [h.entry.defect for h in search_by_image(store, image, k, dataset, category, focus=box)]
+            vector = query_vector(store.image_embedder, image, box)  # one embedding for both rankings
+            every = [(h.entry.category, h.entry.defect) for h in search_by_vector(store, vector, k, knowledge_dataset)]
+            own = [h.entry.defect for h in search_by_vector(store, vector, k, knowledge_dataset, category)]
             hits_all.append((category, defect) in every)
             hits_category.append(defect in own)
             top1.append(bool(own) and own[0] == defect)

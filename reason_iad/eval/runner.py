@@ -108,7 +108,7 @@ class LocalAnswerer:
 
     def __init__(self, config: EvalRunConfig, eval_set: EvalSet, backend=None, threads: int | None = None):
         self.config, self.eval_set, self.backend, self.threads = config, eval_set, backend, threads
-        self.knowledge, self.aids = eval_set.knowledge, None
+        self.aids = None
 
     def start(self) -> None:
         """Load the model (unless one was given) and build the visual memory / knowledge base the run uses."""
@@ -128,7 +128,7 @@ class LocalAnswerer:
 
     def answers(self, items: Sequence[EvalItem]) -> Iterator[AnswerRecord]:
         """Answer the items in order."""
-        return answer_items(self.reasoner, items, self.knowledge, self.aids)
+        return answer_items(self.reasoner, items, self.eval_set.knowledge, self.aids)
 
     def close(self) -> None:
         """Remove the run's temporary memory and knowledge base."""

@@ -99,7 +99,13 @@ def search_by_image(store: KnowledgeStore, image: Image.Image, k: int = 3, datas
     """
     if store.image_embedder is None:
         raise UserError("this knowledge base has no image embedder; configure one (e.g. an open_clip model)")
-    vector = query_vector(store.image_embedder, image, focus)
+    return search_by_vector(store, query_vector(store.image_embedder, image, focus), k, dataset, category,
+                            exclude_normal)  # fmt: skip
+
+
+def search_by_vector(store: KnowledgeStore, vector: np.ndarray, k: int = 3, dataset: str | None = None,
+                     category: str | None = None, exclude_normal: bool = True) -> list[Hit]:  # fmt: skip
+    """Entries closest to an image embedding already computed with the store's image embedder (`query_vector`)."""
     store.refresh()
     builder = store.table.search(vector, vector_column_name="image_vector").distance_type("cosine")
     where = scope(dataset, category, exclude_normal)

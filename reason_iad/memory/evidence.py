@@ -84,9 +84,15 @@ def locate_peak(values: np.ndarray) -> tuple[str, tuple[int, int, int, int], np.
     above = values >= base + PEAK_LEVEL * (peak - base) if peak > base else values >= peak
     labels, _ = ndimage.label(above)
     blob = labels == labels[peak_y, peak_x]
-    ys, xs = np.nonzero(blob)
-    box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
-    return region_name(peak_x + 0.5, peak_y + 0.5, width, height), box, blob
+    return region_name(peak_x + 0.5, peak_y + 0.5, width, height), mask_box(blob), blob
+
+
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) bounding box of a boolean mask (exclusive ends); the whole image for an empty mask."""
+    ys, xs = np.nonzero(mask)
+    if not len(xs):
+        return 0, 0, mask.shape[1], mask.shape[0]
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
 def evidence_line(verdict: str, region: str, score: float) -> str:

@@ -76,6 +76,8 @@ def knowledge_bodies() -> tuple[list[str], dict[tuple[str, str], int]]:
 
 def render_images(seed: int, normals: int, defects: int, size: int) -> list[tuple[object, str, str, tuple | None]]:
     """(image, category, defect or "good", defect box or None) for a split, deterministic for `seed`."""
+    from reason_iad.memory.evidence import mask_box
+
     out = []
     for category in CATEGORIES.values():
         names = category.defect_names
@@ -87,14 +89,6 @@ def render_images(seed: int, normals: int, defects: int, size: int) -> list[tupl
             sample = render_sample(category.name, defect, sample_rng(seed, category.name, i, "defect"), size)
             out.append((sample.image, category.name, defect, mask_box(np.asarray(sample.mask) > 127)))
     return out
-
-
-def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1) bounding box of a boolean mask (exclusive ends); the whole image for an empty mask."""
-    ys, xs = np.nonzero(mask)
-    if not len(xs):
-        return 0, 0, mask.shape[1], mask.shape[0]
-    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
 def jittered_crop(image, box: tuple | None, rng: np.random.Generator):
