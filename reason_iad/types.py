@@ -31,6 +31,9 @@ class ReasoningStep:
     new_patches: tuple[InjectedPatch, ...]  # kept at this step
     sigma: float
     elapsed_ms: float
+    clipped: bool = False  # the update's safety clip shortened this step's move of Z
+    step_norm: float = 0.0  # length (Frobenius) of the move of Z taken at this step
+    prior: str = "attention"  # the prior patch proposals used (says so when anomaly/mix fell back to attention)
 
 
 @dataclass(frozen=True)

@@ -52,8 +52,25 @@ def test_batched_suffix_equals_separate_calls(tiny_backends, family):
         apart = [backend.suffix_forward(prefix, batch[i : i + 1], attention_rows=[0, 2], output_hidden=True)
                  for i in range(3)]  # fmt: skip
     assert (together.logits - torch.cat([a.logits for a in apart])).abs().max() <= 1e-4
-    assert (together.hidden - torch.cat([a.hidden for a in apart])).abs().max() <= 1e-4
-    assert (together.image_attention - torch.cat([a.image_attention for a in apart])).abs().max() <= 1e-5
+    # probes (hidden states, attention rows) are of row 0 only: the candidate that proposes patches
+    assert together.hidden.shape == (5, backend.hidden_size) and together.image_attention.shape[0] == 2
+    assert (together.hidden - apart[0].hidden).abs().max() <= 1e-4
+    assert (together.image_attention - apart[0].image_attention).abs().max() <= 1e-5
+    assert (together.image_attention - apart[1].image_attention).abs().max() > 1e-6  # row 1 differs: not mixed in
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "llava"])
+def test_kept_logit_positions_equal_the_full_logits_there(tiny_backends, family):
+    """Logits computed only at chosen (row, position) pairs equal those rows of the all-positions forward."""
+    backend = tiny_backends[family]
+    prefix = backend.prepare(two_image_messages())
+    batch = torch.randn(3, 5, backend.hidden_size, generator=torch.Generator().manual_seed(2)) * backend.embedding_rms
+    pairs = [(0, 4), (2, 0), (1, 3), (2, 4)]
+    with torch.no_grad():
+        every = backend.suffix_forward(prefix, batch).logits  # [B, S, V]
+        kept = backend.suffix_forward(prefix, batch, logit_positions=pairs).logits  # [K, V]
+    assert kept.shape == (len(pairs), every.shape[-1]) and kept.dtype == torch.float32
+    assert (kept - torch.stack([every[b, s] for b, s in pairs])).abs().max() <= 1e-4
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -102,4 +119,4 @@ def test_attention_rows_equal_eager_attention_of_the_full_sequence(tiny_backends
     query = prefix.images[-1]
     rows = [prefix.length, prefix.length + len(header) - 1]
     eager = torch.stack([a[0][:, rows, query.start : query.end] for a in full.attentions]).mean(dim=(0, 1))
-    assert (ours.image_attention[0] - eager).abs().max() <= 1e-5
+    assert (ours.image_attention - eager).abs().max() <= 1e-5

@@ -65,3 +65,15 @@ def test_combine_rewards_weights_and_refuses_all_zero():
     assert torch.allclose(combine_rewards(parts, {"answer": 1.0}), parts["answer"])
     with pytest.raises(ValueError, match="non-zero weight"):
         combine_rewards(parts, {"answer": 0.0})
+
+
+def test_confidence_reward_is_bounded_like_the_other_rewards():
+    """Normalised to [0, 1): raw DMLR confidence is about 10-60 on real models, which would swamp the others."""
+    generator = torch.Generator().manual_seed(1)
+    for scale in (0.0, 1.0, 10.0, 100.0, 1e4):
+        value = confidence_reward(torch.randn(4, 3, V, generator=generator) * scale, k=10)
+        assert ((value >= 0) & (value < 1)).all()
+    even = torch.full((1, 1, V), -1e4)
+    even[..., :10] = 0.0  # the top 10 share all the mass evenly: the least confident top-10 shape
+    assert confidence_reward(even, k=10).item() == pytest.approx(0.0, abs=1e-6)
+    assert confidence_reward(_one_hot_logits(latents=1), k=10).item() > 0.9

@@ -63,9 +63,9 @@ class Prefix:
 class SuffixOutput:
     """What a batched suffix forward returns."""
 
-    logits: torch.Tensor  # [B, S, V] fp32
-    hidden: torch.Tensor | None  # [B, S, D] last-layer hidden states (fp32) when requested
-    image_attention: torch.Tensor | None  # [B, R, n] attention of the requested rows over one image's tokens
+    logits: torch.Tensor  # [K, V] fp32 at the requested (row, position) pairs; [B, S, V] when all were asked for
+    hidden: torch.Tensor | None  # [S, D] last-layer hidden states of row 0 (fp32) when requested
+    image_attention: torch.Tensor | None  # [R, n] attention of row 0's requested positions over one image's tokens
 
 
 class Backend(Protocol):
@@ -77,9 +77,14 @@ class Backend(Protocol):
     max_context: int  # positions the language model supports
     embedding_rms: float
     latent_token_id: int
+    device: torch.device  # where the model's embeddings live: every tensor the engine makes goes there
+    end_token_ids: set[int]
 
-    def prepare(self, messages: Sequence[Message]) -> Prefix:
-        """Run the prefix (all messages up to the end of the last user turn's content) once."""
+    def prepare(self, messages: Sequence[Message], reserve: int = 0) -> Prefix:
+        """Run the prefix (all messages up to the end of the last user turn's content) once.
+
+        Refuses (`UserError`, before any forward) a prompt that leaves fewer than `reserve` positions after it.
+        """
         ...
 
     def embed_tokens(self, token_ids: torch.Tensor) -> torch.Tensor:
@@ -90,11 +95,16 @@ class Backend(Protocol):
         self,
         prefix: Prefix,
         suffix_embeds: torch.Tensor,
+        logit_positions: Sequence[tuple[int, int]] | None = None,
         attention_rows: Sequence[int] | None = None,
         image_index: int = -1,
         output_hidden: bool = False,
     ) -> SuffixOutput:
-        """Suffix embeddings [B, S, D] against the (expanded, untouched) prefix cache."""
+        """Suffix embeddings [B, S, D] against the (expanded, untouched) prefix cache.
+
+        Logits only at `logit_positions` (row, position) pairs (None: all); attention rows and hidden states of
+        row 0 only, over the image `image_index` of the prefix.
+        """
         ...
 
     def generate(self, prefix: Prefix, suffix_embeds: torch.Tensor, max_new_tokens: int = 64, min_new_tokens: int = 0):

@@ -18,6 +18,7 @@ from transformers.cache_utils import DynamicLayer
 from reason_iad.backends import families
 from reason_iad.backends.attention import ROWS_ATTENTION, capture_rows
 from reason_iad.backends.base import ImageSlots, Message, Prefix, SuffixOutput
+from reason_iad.errors import UserError
 
 _SPLIT_MARK = "\u2063REASONIADSPLIT\u2063"
 _LATENT_CANDIDATES = ("<|latent|>", "<|endoftext|>", "<|reserved_special_token_0|>")
@@ -50,7 +51,7 @@ class TransformersBackend:
         self.max_context = int(getattr(text_config, "max_position_embeddings", 32768))
         table = model.get_input_embeddings().weight
         self.device, self.dtype = table.device, table.dtype
-        self.embedding_rms = float(table.detach().float().pow(2).mean().sqrt())
+        self.embedding_rms = embedding_rms(table)
         self.latent_token_id = self._first_known_token(_LATENT_CANDIDATES, fallback=self.tokenizer.pad_token_id)
         ends = [self.tokenizer.convert_tokens_to_ids(t) for t in _END_OF_TURN] + [self.tokenizer.eos_token_id]
         self.end_token_ids = {i for i in ends if i is not None and i != self.tokenizer.unk_token_id}
@@ -99,11 +100,22 @@ class TransformersBackend:
         return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
 
     @torch.no_grad()
-    def prepare(self, messages: Sequence[Message]) -> Prefix:
-        """Merge vision features into the prefix embeddings, compute positions and run the prefix once."""
+    def prepare(self, messages: Sequence[Message], reserve: int = 0) -> Prefix:
+        """Merge vision features into the prefix embeddings, compute positions and run the prefix once.
+
+        `reserve` positions are needed after the prefix and the assistant header (latents, patches, the answer):
+        a prompt that cannot fit them in the model's context is refused before any forward is spent.
+        """
         prefix_text, header_text, images = self.render(messages)
         inputs = self.processor_inputs(prefix_text, images)
         input_ids = inputs["input_ids"]  # [1, P]
+        header = torch.tensor(self.encode_text(header_text), device=self.device)
+        needed = input_ids.shape[1] + header.shape[0] + reserve
+        if needed > self.max_context:
+            raise UserError(
+                f"the prompt needs {needed} positions (prefix {input_ids.shape[1]}) but the model supports "
+                f"{self.max_context}: shorten the question, the options or the knowledge"
+            )
         embeds = self.model.get_input_embeddings()(input_ids)  # [1, P, D]
         image_mask = input_ids[0] == self.model.config.image_token_id  # [P]
         features = []
@@ -113,10 +125,10 @@ class TransformersBackend:
             features = self._split_per_image(image_mask, merged, len(images))
         positions, next_position = families.position_ids(self.family_spec, self.model, inputs)
         out = self.model(
-            inputs_embeds=embeds, position_ids=positions, attention_mask=torch.ones_like(input_ids), use_cache=True
-        )
+            inputs_embeds=embeds, position_ids=positions, attention_mask=torch.ones_like(input_ids), use_cache=True,
+            logits_to_keep=1,  # only the last position's logits are read: never [P, V]
+        )  # fmt: skip
         slots = self._image_slots(inputs, image_mask, features, images)
-        header = torch.tensor(self.encode_text(header_text), device=self.device)
         return Prefix(input_ids, embeds, positions, out.cache, slots, next_position, header, out.logits[0, -1].float())
 
     @staticmethod
@@ -167,34 +179,45 @@ class TransformersBackend:
         self,
         prefix: Prefix,
         suffix_embeds: torch.Tensor,
+        logit_positions: Sequence[tuple[int, int]] | None = None,
         attention_rows: Sequence[int] | None = None,
         image_index: int = -1,
         output_hidden: bool = False,
     ) -> SuffixOutput:
-        """Run suffix embeddings [B, S, D] after the prefix; optionally attention rows over one image's tokens.
+        """Run suffix embeddings [B, S, D] after the prefix; logits only where read, probes of row 0 only.
 
         The B rows are packed into one sequence after a single view of the prefix cache, with a block-diagonal
         causal mask (each row sees the prefix and itself) and every row's positions restarting after the prefix:
         identical to B separate calls, without materialising B copies of the prefix keys and values.
+        `logit_positions` lists the (row, position) pairs whose logits are computed ([K, V] in that order; None:
+        all, [B, S, V]). `attention_rows` (positions of row 0) and `output_hidden` probe row 0 only: the candidate
+        that proposes patches.
         """
         batch, length, _ = suffix_embeds.shape
         want_attention = attention_rows is not None and bool(prefix.images)
-        rows = torch.tensor([b * length + r for b in range(batch) for r in (attention_rows or ())], dtype=torch.long)
-        with capture_rows(rows.to(self.device)) if want_attention else contextlib.nullcontext() as layers:
+        rows = torch.tensor(list(attention_rows or ()), dtype=torch.long, device=self.device)
+        keep = 0  # all positions
+        if logit_positions is not None:
+            keep = torch.tensor([b * length + s for b, s in logit_positions], dtype=torch.long, device=self.device)
+        with capture_rows(rows) if want_attention else contextlib.nullcontext() as layers:
             out = self.model(
                 inputs_embeds=suffix_embeds.reshape(1, batch * length, -1).to(self.device, self.dtype),
                 position_ids=families.suffix_positions(prefix.position_ids, prefix.next_position, 1, length).repeat(
                     *([1] * (prefix.position_ids.dim() - 1)), batch),
                 attention_mask=self._packed_mask(prefix.length, batch, length),
                 cache=self.expanded_cache(prefix, 1), use_cache=True, output_hidden_states=output_hidden,
+                logits_to_keep=keep,
             )  # fmt: skip
         attention = None
         if want_attention:
             slots = prefix.images[image_index]
-            stacked = torch.stack([a[0, :, :, slots.start : slots.end] for a in layers])  # [layers, H, B*R, n]
-            attention = stacked.mean(dim=(0, 1)).reshape(batch, len(attention_rows), -1)  # [B, R, n]
-        hidden = out.hidden_states[-1].float().reshape(batch, length, -1) if output_hidden else None
-        return SuffixOutput(out.logits.float().reshape(batch, length, -1), hidden, attention)
+            stacked = torch.stack([a[0, :, :, slots.start : slots.end] for a in layers])  # [layers, H, R, n]
+            attention = stacked.float().mean(dim=(0, 1))  # [R, n]
+        hidden = out.hidden_states[-1][0, :length].float() if output_hidden else None  # [S, D] of row 0
+        logits = out.logits[0].float()  # [K, V] (or [B*S, V])
+        if logit_positions is None:
+            logits = logits.reshape(batch, length, -1)
+        return SuffixOutput(logits, hidden, attention)
 
     def _packed_mask(self, prefix_length: int, batch: int, length: int) -> torch.Tensor:
         """Additive mask [1, 1, B*S, P + B*S]: the whole prefix, then a causal block per row."""
@@ -225,6 +248,7 @@ class TransformersBackend:
                 attention_mask=torch.ones(1, seen + length, dtype=torch.long, device=self.device),
                 cache=cache,
                 use_cache=True,
+                logits_to_keep=1,
             )
             position, seen = position + length, seen + length
             next_logits = out.logits[0, -1]
@@ -237,3 +261,12 @@ class TransformersBackend:
             tokens.append(token)
             step_input = self.model.get_input_embeddings()(torch.tensor([[token]], device=self.device))
         return Generation(self.tokenizer.decode(tokens, skip_special_tokens=True), tuple(tokens))
+
+
+def embedding_rms(table: torch.Tensor, chunk_rows: int = 2048) -> float:
+    """RMS of an embedding table [V, D], accumulated in fp64 over row chunks: never an fp32 copy of the table."""
+    total = torch.zeros((), dtype=torch.float64, device=table.device)
+    with torch.no_grad():
+        for start in range(0, table.shape[0], chunk_rows):
+            total += table[start : start + chunk_rows].double().pow(2).sum()
+    return float((total / table.numel()).sqrt())

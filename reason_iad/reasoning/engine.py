@@ -4,7 +4,11 @@
 streams typed `ReasoningStep`s (stop early by breaking out), `session.result()` decodes with the best latents
 *and* the kept patches and returns the `Inspection`. `Reasoner.run(request)` does all three.
 Every step evaluates its candidates (the current latents, antithetic noise samples, one injection trial per
-latent) in one batched suffix forward over the shared prefix cache.
+latent) in one batched suffix forward over the shared prefix cache. Before step 1 the injection is seeded: one
+probe forward of the initial latents proposes the first patches (as DMLR does), and like every later trial they
+are kept only if they raise the reward.
+Every tensor the engine makes lives on the backend's device; Z and the update arithmetic stay fp32 and are cast to
+the model's dtype only when written into the suffix embeddings.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from reason_iad.reasoning import patches as patch_ops
 from reason_iad.reasoning import reward as rewards
 from reason_iad.reasoning import suffix as rows
 from reason_iad.reasoning.prompt import Question, build_messages
-from reason_iad.reasoning.update import antithetic_noise, es_gradient, es_step
+from reason_iad.reasoning.update import Step, antithetic_noise, clip_step, es_gradient, es_step
 from reason_iad.types import InjectedPatch, Inspection, ReasoningStep, Timings
 
 
@@ -47,7 +51,7 @@ class _Evaluation:
     components: dict[str, torch.Tensor]  # name -> [C]
     option_probs: torch.Tensor  # [C, n]
     latent_entropy: torch.Tensor | None  # [C, L], normalised to [0, 1]
-    attention: torch.Tensor | None  # [R, n_image] of candidate 0 over the query image
+    attention: torch.Tensor | None  # [R, n_query] of candidate 0 over the query image
     latent_hidden: torch.Tensor | None  # [L, D] of candidate 0
 
 
@@ -63,6 +67,19 @@ class _State:
     best_step: int = 0
     steps: list[ReasoningStep] = field(default_factory=list)
     steps_ms: float = 0.0
+
+
+NO_EVIDENCE_PRIOR = "attention (no visual-memory evidence for the anomaly prior)"
+"""The prior recorded when `anomaly`/`mix` was asked for but there was no evidence to build it from."""
+
+
+def _query_index(messages, query: Image.Image) -> int:
+    """Position of the query among the prompt's images (in prompt order, as the backend lays them out)."""
+    images = [part for message in messages for part in message.parts if isinstance(part, Image.Image)]
+    found = [i for i, image in enumerate(images) if image is query]
+    if not found:
+        raise UserError("the prompt does not contain the query image")
+    return found[-1]
 
 
 class Reasoner:
@@ -90,48 +107,53 @@ class Session:
     def __init__(self, backend, config: ReasoningConfig, request: InspectionRequest) -> None:
         started = time.perf_counter()
         self.backend, self.config, self.request = backend, config, request
+        self.device = backend.device
         knowledge = request.knowledge if config.uses_knowledge else ()
         messages = build_messages(request.question, request.image, request.template, knowledge,
-                                  evidence=request.evidence)
-        self.prefix = backend.prepare(messages)
+                                  evidence=request.evidence)  # fmt: skip
+        self.prefix = backend.prepare(messages, reserve=self._reserved_positions())
         self.prefix_ms = (time.perf_counter() - started) * 1000
-        if not self.prefix.images:
+        self.query_index = _query_index(messages, request.image)
+        if len(self.prefix.images) <= self.query_index:
             raise UserError("the model did not receive the query image")
-        self.query = self.prefix.images[-1]
-        self.prior = None
-        if request.patch_prior is not None and config.injection_prior != "attention":
-            self.prior = request.patch_prior(self.query.boxes).float()  # [n]
-        self._check_context()
+        self.query = self.prefix.images[self.query_index]
+        self.prior, self.prior_used = self._anomaly_prior()
         self.header = backend.embed_tokens(self.prefix.assistant_header_ids)  # [H, D]
         self.letters = request.question.letters
         self._prepare_readout()
-        self.generator = torch.Generator().manual_seed(config.seed)
+        self.generator = torch.Generator().manual_seed(config.seed)  # CPU draws, moved: same noise on every device
         latents = None
         if config.uses_latents:
-            placeholder = torch.full((config.num_latent_tokens,), backend.latent_token_id)
-            latents = backend.embed_tokens(placeholder).detach().clone()  # [L, D] fp32
+            placeholder = torch.full((config.num_latent_tokens,), backend.latent_token_id, device=self.device)
+            latents = backend.embed_tokens(placeholder).detach().float().clone()  # [L, D] fp32
         self.state = _State(latents=latents, sigma=config.sigma_scale * backend.embedding_rms)
         self.weights = {"answer": config.answer_reward_weight, "latent": config.latent_reward_weight,
                         "confidence": config.confidence_reward_weight}  # fmt: skip
         if latents is None:
             self.weights = {"answer": 1.0}
 
-    def _check_context(self) -> None:
+    def _reserved_positions(self) -> int:
+        """Positions needed after the prefix and the header: latents, the patch budget and the answer."""
         config = self.config
         reasoning = config.num_latent_tokens + config.patch_budget if config.uses_latents else 0
-        needed = self.prefix.length + reasoning + len(self.prefix.assistant_header_ids) + config.max_new_tokens
-        if needed > self.backend.max_context:
-            raise UserError(
-                f"the prompt needs {needed} positions (prefix {self.prefix.length}) but the model supports "
-                f"{self.backend.max_context}: shorten the question, the options or the knowledge"
-            )
+        return reasoning + config.max_new_tokens
+
+    def _anomaly_prior(self) -> tuple[torch.Tensor | None, str]:
+        """The anomaly prior per query token [n] on the device, and which prior patch proposals really use."""
+        wanted = self.config.injection_prior
+        if wanted == "attention":
+            return None, "attention"
+        if self.request.patch_prior is None:
+            return None, NO_EVIDENCE_PRIOR
+        prior = self.request.patch_prior(self.query.boxes)
+        return torch.as_tensor(prior, device=self.device).float(), wanted
 
     def _prepare_readout(self) -> None:
         if self.config.readout == "letter":
             ids = self.backend.first_token_ids(self.letters)
             if len(set(ids)) != len(ids):
                 raise UserError(f"the model's tokenizer does not give distinct tokens for the letters {self.letters}")
-            self.option_ids = torch.tensor(ids)
+            self.option_ids = torch.tensor(ids, device=self.device)
             self.continuations: list[tuple[int, ...]] = []
         else:
             end = min(self.backend.end_token_ids)
@@ -144,44 +166,51 @@ class Session:
         return rows.RowSpec(latents, tuple((p.latent, embeddings[p.token_index]) for p in kept))
 
     def _evaluate(self, specs: list[rows.RowSpec]) -> _Evaluation:
-        """All candidates in one batched suffix forward, then read-out and rewards per candidate."""
+        """All candidates in one batched suffix forward, then read-out and rewards per candidate.
+
+        Logits are computed only where they are read (answer and continuation positions of every row, latent
+        positions of one row per candidate); attention or hidden states only for candidate 0, which proposes.
+        """
         expanded = specs if not self.continuations else [
             dataclasses.replace(s, continuation=c) for s in specs for c in self.continuations
         ]  # fmt: skip
         built = [rows.assemble_row(s, self.header, self.backend.embed_tokens) for s in expanded]
         layouts = [layout for _, layout in built]
         first = layouts[0]
-        attention_rows = first.latent_positions or (first.answer_position,)
+        group = len(self.continuations) or 1
+        heads = list(range(0, len(expanded), group))  # one row per candidate
+        pairs = rows.logit_positions(layouts, heads if first.latent_positions else ())
         out = self.backend.suffix_forward(
-            self.prefix, rows.pad_rows([e for e, _ in built]),
-            attention_rows=attention_rows if self.config.patch_scoring == "attention" else None,
-            output_hidden=self.config.patch_scoring == "similarity",
+            self.prefix, rows.pad_rows([e for e, _ in built]), logit_positions=pairs,
+            attention_rows=(first.latent_positions or (first.answer_position,))
+            if self.config.patch_scoring == "attention" else None,
+            image_index=self.query_index, output_hidden=self.config.patch_scoring == "similarity",
         )  # fmt: skip
+        kept = rows.KeptLogits(out.logits, tuple(pairs))
         if self.continuations:
-            probs = rows.likelihood_probs(out.logits, layouts, len(self.continuations))
-            heads = list(range(0, len(expanded), len(self.continuations)))
+            probs = rows.likelihood_probs(kept, layouts, group)
         else:
-            probs = rows.letter_probs(out.logits, layouts, self.option_ids)
-            heads = list(range(len(expanded)))
+            probs = rows.letter_probs(kept, layouts, self.option_ids)
         components = {"answer": rewards.answer_entropy_reward(probs)}
         entropy = hidden = None
         if first.latent_positions:
-            latent_logits = rows.latent_logits(out.logits, layouts, heads)  # [C, L, V]
+            latent_logits = rows.latent_logits(kept, layouts, heads)  # [C, L, V]
             k = self.config.reward_top_k
-            entropy = rewards.topk_entropy(latent_logits, k) / math.log(max(min(k, latent_logits.shape[-1]), 2))
-            components["latent"] = 1.0 - entropy.mean(-1)
+            entropy = rewards.normalised_topk_entropy(latent_logits, k)  # [C, L], for the trace
+            components["latent"] = rewards.latent_entropy_reward(latent_logits, k)
             components["confidence"] = rewards.confidence_reward(latent_logits, k)
             if out.hidden is not None:
-                hidden = out.hidden[0, list(first.latent_positions)]
-        attention = out.image_attention[0] if out.image_attention is not None else None
+                hidden = out.hidden[list(first.latent_positions)]
         return _Evaluation(rewards.combine_rewards(components, self.weights), components, probs, entropy,
-                           attention, hidden)  # fmt: skip
+                           out.image_attention, hidden)  # fmt: skip
 
     # ------------------------------------------------------------------ steps
     def iterate(self) -> Iterator[ReasoningStep]:
         """Stream the `num_steps` reasoning steps; break out of the loop to stop early (the result stays valid)."""
         if self.state.latents is None:
             return
+        if self.config.num_steps and not self.state.steps:
+            self._seed_proposals()
         for step in range(1, self.config.num_steps + 1):
             started = time.perf_counter()
             if self.config.optimizer == "autograd":
@@ -191,6 +220,11 @@ class Session:
             self.state.steps_ms += record.elapsed_ms
             self.state.steps.append(record)
             yield record
+
+    def _seed_proposals(self) -> None:
+        """Propose the first patches from a probe of the initial latents (DMLR's seeding): trials of step 1."""
+        with torch.no_grad():
+            self._propose(self._evaluate([self._spec(self.state.latents, ())]))
 
     def _trial_patches(self, step: int) -> list[list[InjectedPatch]]:
         state, config = self.state, self.config
@@ -203,7 +237,8 @@ class Session:
 
     def _es_step(self, step: int, started: float) -> ReasoningStep:
         state = self.state
-        noise = antithetic_noise(self.config.num_noise_pairs, tuple(state.latents.shape), state.sigma, self.generator)
+        noise = antithetic_noise(self.config.num_noise_pairs, tuple(state.latents.shape), state.sigma,
+                                 self.generator, device=state.latents.device)  # fmt: skip
         candidates = [(state.latents, tuple(state.kept))] + [(state.latents + n, tuple(state.kept)) for n in noise]
         trials = self._trial_patches(step)
         candidates += [(state.latents, tuple(state.kept) + tuple(t)) for t in trials]
@@ -213,11 +248,19 @@ class Session:
         self._track_best(evaluation.rewards, candidates, step)
         sigma = state.sigma
         gradient = es_gradient(evaluation.rewards[1 : 1 + len(noise)], noise, state.sigma)
-        state.latents = es_step(state.latents, gradient, self.config.learning_rate,
-                                max_norm=state.sigma * math.sqrt(state.latents.numel()))  # fmt: skip
+        update = es_step(state.latents, gradient, self._step_rms(), max_norm=self._max_step_norm())
+        state.latents = update.latents
         state.sigma *= self.config.sigma_decay
         self._propose(evaluation)
-        return self._record(step, evaluation, current, new, sigma, started)
+        return self._record(step, evaluation, current, new, sigma, started, update)
+
+    def _step_rms(self) -> float:
+        """The learning rate in embedding units: each element of Z moves by about this much per step."""
+        return self.config.learning_rate * self.backend.embedding_rms
+
+    def _max_step_norm(self) -> float:
+        """The safety rail: no step longer than the current exploration radius sigma * sqrt(L * D)."""
+        return self.state.sigma * math.sqrt(self.state.latents.numel())
 
     def _decide_injection(self, evaluation: _Evaluation, first_trial: int, trials) -> tuple[int, tuple]:
         """Keep the best injection trial only if it beats the current latents; returns (row, new patches)."""
@@ -254,7 +297,9 @@ class Session:
         used = {p.token_index for p in self.state.kept}
         self.state.proposals = patch_ops.propose_patches(scores, self.config.patches_per_step, used)
 
-    def _record(self, step, evaluation: _Evaluation, row: int, new, sigma: float, started: float) -> ReasoningStep:
+    def _record(
+        self, step, evaluation: _Evaluation, row: int, new, sigma: float, started: float, update: Step
+    ) -> ReasoningStep:
         components = {name: float(value[row]) for name, value in evaluation.components.items()}
         entropy = evaluation.latent_entropy[row].tolist() if evaluation.latent_entropy is not None else []
         probs = dict(zip(self.letters, evaluation.option_probs[row].tolist(), strict=True))
@@ -262,16 +307,19 @@ class Session:
             step=step, reward=float(evaluation.rewards[row]), reward_components=components,
             latent_entropy=tuple(entropy), option_probs=probs, best_reward=self.state.best_reward,
             injected=tuple(self.state.kept), new_patches=tuple(new), sigma=sigma,
-            elapsed_ms=(time.perf_counter() - started) * 1000,
+            elapsed_ms=(time.perf_counter() - started) * 1000, clipped=update.clipped, step_norm=update.norm,
+            prior=self.prior_used,
         )  # fmt: skip
 
     def _autograd_step(self, step: int, started: float) -> ReasoningStep:
-        """Adam on Z through the frozen model (works with 4-bit weights); injection trials stay zeroth-order."""
+        """Adam on Z through the frozen model (works with 4-bit weights); injection trials stay zeroth-order.
+
+        Adam's learning rate is the same `lr * rms` as the ES step's per-element size, behind the same rail.
+        """
         state = self.state
         if not hasattr(self, "_optimizer"):
             self._parameter = torch.nn.Parameter(state.latents.clone())
-            lr = self.config.learning_rate * self.backend.embedding_rms
-            self._optimizer = torch.optim.Adam([self._parameter], lr=lr, maximize=True)
+            self._optimizer = torch.optim.Adam([self._parameter], lr=self._step_rms(), maximize=True)
         trials = self._trial_patches(step)
         candidates = [(state.latents, tuple(state.kept))]
         candidates += [(state.latents, tuple(state.kept) + tuple(t)) for t in trials]
@@ -283,8 +331,12 @@ class Session:
         self._optimizer.zero_grad()
         self._evaluate([self._spec(self._parameter, state.kept)]).rewards[0].backward()
         self._optimizer.step()
+        with torch.no_grad():
+            moved, clipped = clip_step(self._parameter.detach() - state.latents, self._max_step_norm())
+            self._parameter.copy_(state.latents + moved)
         state.latents = self._parameter.detach().clone()
-        return self._record(step, evaluation, current, new, state.sigma, started)
+        update = Step(state.latents, clipped, float(moved.norm()))
+        return self._record(step, evaluation, current, new, state.sigma, started, update)
 
     # ------------------------------------------------------------------ final decode
     def result(self) -> Inspection:
@@ -305,7 +357,7 @@ class Session:
         answer = max(probs, key=probs.get)
         attention_map: tuple = ()
         if evaluation.attention is not None:
-            grid = patch_ops.attention_grid(evaluation.attention, self.query.grid)
+            grid = patch_ops.attention_grid(evaluation.attention.cpu(), self.query.grid)
             attention_map = tuple(tuple(row) for row in grid.tolist())
         decode_ms = (time.perf_counter() - started) * 1000
         reasoning_steps = len(state.steps)

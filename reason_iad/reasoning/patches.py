@@ -30,9 +30,13 @@ def propose_patches(scores: torch.Tensor, per_latent: int, exclude: Collection[i
 
 
 def mix_prior(scores: torch.Tensor, prior: torch.Tensor, weight: float) -> torch.Tensor:
-    """Blend per-latent scores [L, n] with an anomaly prior [n]; each scaled to a maximum of 1 first."""
+    """Blend per-latent scores [L, n] with an anomaly prior [n]; each scaled to a maximum of 1 first.
+
+    The prior (computed from pixel boxes, usually on the CPU) is moved to the scores' device.
+    """
     rows = scores.float() / scores.float().amax(dim=-1, keepdim=True).clamp_min(1e-12)
-    anomaly = prior.float() / prior.float().max().clamp_min(1e-12)
+    prior = prior.to(scores.device, torch.float32)
+    anomaly = prior / prior.max().clamp_min(1e-12)
     return (1.0 - weight) * rows + weight * anomaly.expand_as(rows)
 
 

@@ -5,7 +5,10 @@
     is 0 for a uniform distribution and 1 for a one-hot one (unrenormalised, a uniform row would score
     higher than a row spread evenly over k tokens);
 (b) `answer_entropy_reward`: 1 - normalised entropy of the answer distribution over the offered options;
-(c) `confidence_reward`: DMLR's public-code variant, mean negative log-probability of the top-k tokens.
+(c) `confidence_reward`: DMLR's public-code variant, built on the mean negative log-probability c of the top-k
+    tokens, which is unbounded above (about 10-60 on real models). It is mapped to 1 - log(k) / c, in [0, 1):
+    c is at least log k (reached when the top k share the mass evenly: 0) and grows without bound as the mass
+    leaves all but the top token (towards 1), so its weight means the same as the other two rewards'.
 """
 
 from __future__ import annotations
@@ -22,10 +25,14 @@ def topk_entropy(logits: torch.Tensor, k: int) -> torch.Tensor:
     return -(top * top.clamp_min(1e-12).log()).sum(-1)
 
 
+def normalised_topk_entropy(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """`topk_entropy` divided by log k: [..., V] -> [...] in [0, 1] (0 one-hot, 1 even over the top k)."""
+    return topk_entropy(logits, k) / math.log(max(min(k, logits.shape[-1]), 2))
+
+
 def latent_entropy_reward(latent_logits: torch.Tensor, k: int = 10) -> torch.Tensor:
     """DMLR E6 at the latent rows: [B, L, V] -> [B], 1 for one-hot rows, lowest for uniform rows."""
-    entropy = topk_entropy(latent_logits, k)  # [B, L]
-    return 1.0 - entropy.mean(-1) / math.log(max(min(k, latent_logits.shape[-1]), 2))
+    return 1.0 - normalised_topk_entropy(latent_logits, k).mean(-1)
 
 
 def option_distribution(answer_logits: torch.Tensor, option_token_ids: torch.Tensor) -> torch.Tensor:
@@ -41,10 +48,16 @@ def answer_entropy_reward(option_probs: torch.Tensor) -> torch.Tensor:
 
 
 def confidence_reward(latent_logits: torch.Tensor, k: int = 10) -> torch.Tensor:
-    """DMLR code's token confidence: mean over latents of -(1/k) sum log p(top-k): [B, L, V] -> [B]."""
+    """DMLR code's token confidence, normalised: mean over latents of 1 - log(k) / c: [B, L, V] -> [B] in [0, 1).
+
+    c = -(1/k) sum log p(top-k) per latent row; for k = 1 (c can be 0) the raw c / (1 + c) is used instead.
+    """
     log_probs = torch.log_softmax(latent_logits.float(), dim=-1)
-    top = log_probs.topk(min(k, log_probs.shape[-1]), dim=-1).values  # [B, L, k]
-    return (-top.mean(-1)).mean(-1)
+    k = min(k, log_probs.shape[-1])
+    c = -log_probs.topk(k, dim=-1).values.mean(-1)  # [B, L], at least log k
+    if k == 1:
+        return (c / (1.0 + c)).mean(-1)
+    return (1.0 - math.log(k) / c.clamp_min(math.log(k))).mean(-1)
 
 
 def combine_rewards(components: Mapping[str, torch.Tensor], weights: Mapping[str, float]) -> torch.Tensor:
