@@ -99,10 +99,25 @@ def answer_markdown(inspection: Inspection) -> str:
         f"({inspection.option_probs[inspection.answer]:.0%})\n\n"
         f"**Rationale:** {inspection.rationale or '_(no text generated)_'}\n\n"
         f"Mode `{inspection.mode}`{best} · {len(inspection.injected)} patches injected{version}{template}\n\n"
+        f"{reasoning_notes(inspection)}"
         f"Timings: prefix {t.prefix_ms:.0f} ms · {len(inspection.steps)} steps {t.steps_ms:.0f} ms "
         f"({t.mean_step_ms:.1f} ms/step) · decode {t.decode_ms:.0f} ms · total {t.total_ms:.0f} ms\n\n"
         f"Model: {inspection.model}"
     )
+
+
+def reasoning_notes(inspection: Inspection) -> str:
+    """Warnings about the reasoning trace (a prior that fell back to attention, clipped steps), as markdown lines."""
+    notes = []
+    priors = {s.prior for s in inspection.steps}
+    fallback = sorted(p for p in priors if p.startswith("attention ("))
+    if fallback:
+        notes.append(f"⚠ Patch proposals used {fallback[0]}: the configured prior could not be built.")
+    clipped = sum(s.clipped for s in inspection.steps)
+    if clipped:
+        notes.append(f"⚠ {clipped} of {len(inspection.steps)} latent steps were clipped by the safety rail "
+                     "(the learning rate exceeds the exploration radius).")  # fmt: skip
+    return "".join(f"{n}\n\n" for n in notes)
 
 
 def replay_frame(image: Image.Image, steps: Sequence[ReasoningStep], upto: int) -> Image.Image:

@@ -37,3 +37,19 @@ def tiny_backends(tiny_model_dirs):
     from reason_iad.config import BackendConfig
 
     return {name: load_backend(BackendConfig(model=str(path), device="cpu")) for name, path in tiny_model_dirs.items()}
+
+
+def pytest_collection_modifyitems(config, items):
+    """`gpu` tests are collected only where a CUDA device exists; elsewhere they are deselected, never skipped."""
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:  # pragma: no cover
+        has_cuda = False
+    if has_cuda:
+        return
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu:
+        config.hook.pytest_deselected(items=gpu)
+        items[:] = [item for item in items if not item.get_closest_marker("gpu")]

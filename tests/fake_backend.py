@@ -38,7 +38,7 @@ class FakeBackend:
     bias: float = 0.5  # option A's logit at the origin: A leads, so moving along target raises the reward
     gains: tuple[float, ...] = (0.0,) * 16  # answer-logit change per query token when injected
     attention_scores: dict[int, tuple[float, ...]] = field(default_factory=dict)  # image index -> per token
-    template_tokens: int = 4
+    template_tokens: int = 16  # as many as the query: scoring the wrong image cannot fail by shape alone
     name: str = "fake"
     family: str = "fake"
     max_context: int = 4096

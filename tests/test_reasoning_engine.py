@@ -70,10 +70,14 @@ def test_four_bit_backend_runs_full(tiny_model_dirs):
     assert len(inspection.steps) == FAST.num_steps
 
 
-def test_too_long_for_the_context_is_refused(tiny_backends):
+def test_too_long_for_the_context_is_refused_before_any_forward(tiny_backends, monkeypatch):
+    backend = tiny_backends["llava"]
+    calls = []
+    monkeypatch.setattr(backend.model, "forward", lambda *a, **k: calls.append(1))
     knowledge = tuple("defect surface region " * 400 for _ in range(6))
     with pytest.raises(UserError, match="positions"):
-        Reasoner(tiny_backends["llava"], FAST).start(_request(knowledge=knowledge))
+        Reasoner(backend, FAST).start(_request(knowledge=knowledge))
+    assert calls == []  # refused from the token count, no prefix forward spent
 
 
 # ---- regressions for the bugs of DMLR's public code (DESIGN §2) ---------------------------------------------

@@ -95,7 +95,7 @@ def test_the_patch_budget_is_enforced():
 
 def test_attention_is_scored_over_the_query_image_not_the_template():
     """Rule: patch proposals come from the attention over the query image's tokens."""
-    backend = FakeBackend(gains=HELPFUL, attention_scores={0: (9.0, 0.0, 0.0, 0.0), 1: HELPFUL})
+    backend = FakeBackend(gains=HELPFUL, attention_scores={0: (9.0, 8.0) + (0.0,) * 14, 1: HELPFUL})
     session = Reasoner(backend, dataclasses.replace(ANSWER_ONLY, inject_patches=True, num_steps=1)).start(_request())
     first = next(session.iterate())
     assert session.query_index == 1

@@ -27,6 +27,9 @@ def format_inspection(inspection: Inspection) -> str:
     if inspection.steps:
         rewards = ", ".join(f"{s.reward:.4f}" for s in inspection.steps)
         lines.append(f"steps     {len(inspection.steps)} (best {inspection.best_step}); rewards {rewards}")
+        priors = sorted({s.prior for s in inspection.steps})
+        clipped = sum(s.clipped for s in inspection.steps)
+        lines.append(f"patches   proposed by {', '.join(priors)}; {clipped} of {len(inspection.steps)} steps clipped")
     for patch in inspection.injected:
         x0, y0, x1, y1 = (round(v) for v in patch.box)
         lines.append(f"patch     token {patch.token_index} box ({x0},{y0})-({x1},{y1}) after latent "
