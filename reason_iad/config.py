@@ -64,6 +64,8 @@ class ReasoningConfig:
     evidence: Literal["none", "highlight", "contour", "box", "text"] = "none"  # the visual memory shown to the model
     prior_weight: float = 0.5  # weight of the anomaly map in "mix"
     readout: Literal["letter", "likelihood"] = "letter"
+    rationale: Literal["followup", "continue", "none"] = "followup"  # how the explanation is decoded (below)
+    rationale_prompt: str = "In one sentence, what in the image supports this answer?"
     max_new_tokens: int = 64
     min_new_tokens: int = 0  # decode at least this many tokens (benchmarks compare fixed-length answers)
     seed: int = 42
@@ -90,6 +92,8 @@ class ReasoningConfig:
             (self.evidence in ("none", "highlight", "contour", "box", "text"),
              "evidence: none, highlight, contour, box or text"),
             (self.readout in ("letter", "likelihood"), "readout must be letter or likelihood"),
+            (self.rationale in ("followup", "continue", "none"), "rationale must be followup, continue or none"),
+            (0 < len(self.rationale_prompt.strip()) <= 500, "rationale_prompt must hold 1 to 500 characters"),
             (1 <= self.max_new_tokens <= 2048, "max_new_tokens must be between 1 and 2048"),
             (0 <= self.min_new_tokens <= self.max_new_tokens, "min_new_tokens must be between 0 and max_new_tokens"),
         ]  # fmt: skip
@@ -190,12 +194,15 @@ def with_model_defaults(config: AppConfig) -> AppConfig:
     """The defaults that suit the configured model.
 
     The embedded demonstration model was trained on option phrases with the visual memory's text evidence, so it
-    reads answers out by likelihood, sees the evidence line, uses the anomaly map as injection prior and
-    retrieves knowledge with the tiny CLIP. Real MLLMs keep MMAD's letter read-out with the memory off.
+    reads answers out by likelihood, sees the evidence line, uses the anomaly map as injection prior,
+    retrieves knowledge with the tiny CLIP and explains by continuing after its answer phrase (it was trained to;
+    it never saw a follow-up question). Real MLLMs keep MMAD's letter read-out with the memory off, and explain in
+    a follow-up turn.
     """
     if config.backend.model != DEFAULT_MODEL:
         return config
-    reasoning = dataclasses.replace(config.reasoning, readout="likelihood", evidence="text", injection_prior="mix")
+    reasoning = dataclasses.replace(config.reasoning, readout="likelihood", evidence="text", injection_prior="mix",
+                                    rationale="continue")  # fmt: skip
     knowledge = config.knowledge
     if not knowledge.image_embedder:
         knowledge = dataclasses.replace(knowledge, image_embedder="tiny_clip")

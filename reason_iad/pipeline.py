@@ -65,7 +65,8 @@ class Pipeline:
 
         neutral = ReasoningConfig()
         reasoning = dataclasses.replace(self.config.reasoning, readout=neutral.readout, evidence=neutral.evidence,
-                                        injection_prior=neutral.injection_prior)  # fmt: skip
+                                        injection_prior=neutral.injection_prior,
+                                        rationale=neutral.rationale)  # fmt: skip
         config = with_model_defaults(dataclasses.replace(self.config, backend=backend, reasoning=reasoning))
         return dataclasses.replace(self, backend=load_backend(backend), config=config)
 

@@ -15,6 +15,7 @@ class InjectedPatch:
     box: tuple[float, float, float, float]  # x0, y0, x1, y1 in original-image pixels
     latent: int  # inserted right after this latent token
     step: int  # step at which it was kept
+    gain: float = 0.0  # reward gain of the trial that kept it over the latents without it, at that step
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,37 @@ class AnomalySummary:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """What an answer rests on, cited: the knowledge in the prompt, the kept patches, the visual memory's verdict."""
+
+    knowledge: tuple[UsedKnowledge, ...] = ()
+    patches: tuple[InjectedPatch, ...] = ()
+    anomaly: AnomalySummary | None = None
+
+    def lines(self) -> list[str]:
+        """One human-readable citation per item, in the order knowledge, patches, anomaly map."""
+        out = [f"knowledge {k.id} \"{k.title}\" ({'pinned' if k.pinned else f'retrieved, score {k.score:.3f}'})"
+               for k in self.knowledge]  # fmt: skip
+        for p in self.patches:
+            x0, y0, x1, y1 = (round(v) for v in p.box)
+            out.append(f"patch ({x0},{y0})-({x1},{y1}) kept at step {p.step}, reward +{p.gain:.4f}")
+        if self.anomaly is not None:
+            a = self.anomaly
+            out.append(f"anomaly map: {a.verdict}, peak {a.region}, score {a.score:.2f}, box {tuple(a.box)}")
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Evidence:
+        """Rebuild from `dataclasses.asdict(evidence)` (as written by `Inspection.to_json`)."""
+        anomaly = data.get("anomaly")
+        return cls(
+            knowledge=tuple(UsedKnowledge(**k) for k in data.get("knowledge", ())),
+            patches=tuple(InjectedPatch(**(p | {"box": tuple(p["box"])})) for p in data.get("patches", ())),
+            anomaly=AnomalySummary(**(anomaly | {"box": tuple(anomaly["box"])})) if anomaly else None,
+        )
+
+
+@dataclass(frozen=True)
 class Timings:
     """Where an inspection spent its time, in milliseconds."""
 
@@ -90,6 +122,11 @@ class Inspection:
     template: str = ""  # where the one-shot template came from ("", "given", or an exemplar id)
     anomaly: AnomalySummary | None = None  # the visual memory's evidence, when it was consulted
 
+    @property
+    def evidence(self) -> Evidence:
+        """The cited evidence of the answer: knowledge entries, kept patches and the anomaly map's verdict."""
+        return Evidence(self.knowledge, self.injected, self.anomaly)
+
     def to_json(self) -> str:
-        """The whole inspection, steps included, as JSON."""
-        return json.dumps(dataclasses.asdict(self), indent=2)
+        """The whole inspection, steps and the cited evidence included, as JSON."""
+        return json.dumps(dataclasses.asdict(self) | {"evidence": dataclasses.asdict(self.evidence)}, indent=2)

@@ -66,6 +66,9 @@ class FakeBackend:
     def encode_text(self, text: str) -> list[int]:
         return [10 + (ord(c) % (self.vocab - 10)) for c in text] or [10]
 
+    def followup_ids(self, answer: str, question: str) -> list[int]:
+        return [*HEADER, *self.encode_text(answer), END, *self.encode_text(question), *HEADER]
+
     def first_token_ids(self, texts) -> list[int]:
         return [LETTERS.get(t.strip()[:1], 10) for t in texts]
 

@@ -37,6 +37,19 @@ def test_infer_json_has_the_whole_inspection(capsys, tmp_path):
     assert len(data["steps"]) == 3 and data["config"]["num_steps"] == 3
 
 
+def test_infer_json_carries_the_cited_evidence(capsys, tmp_path):
+    from reason_iad.types import Evidence
+
+    argv = ["infer", str(BOTTLE), "--db", str(tmp_path / "kb"), "--category", "bottle", "--dataset", "SynthIAD",
+            "--auto-template", "--steps", "2", "--latents", "2", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    evidence = Evidence.from_dict(data["evidence"])
+    assert [k.id for k in evidence.knowledge] == [k["id"] for k in data["knowledge"]] and evidence.knowledge
+    assert len(evidence.patches) == len(data["injected"])
+    assert evidence.anomaly is not None and evidence.anomaly.verdict == data["anomaly"]["verdict"]
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -124,8 +124,8 @@ def test_kept_patches_are_real_image_embeddings_and_reach_the_final_decode(tiny_
     inspection = session.result()
     assert inspection.injected, "this seed keeps patches; the test needs at least one"
     [suffix] = generated
-    header = len(session.prefix.assistant_header_ids)
-    assert suffix.shape[1] == config.num_latent_tokens + len(inspection.injected) + header
+    tail = backend.followup_ids(f"{inspection.answer}. {inspection.answer_text}", config.rationale_prompt)
+    assert suffix.shape[1] == config.num_latent_tokens + len(inspection.injected) + len(tail)
     image_pad = backend.embed_tokens(torch.tensor([backend.model.config.image_token_id]))[0]
     query = session.query
     for patch in inspection.injected:

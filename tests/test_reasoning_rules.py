@@ -125,10 +125,13 @@ def test_the_final_decode_sees_the_best_latents_and_their_patches():
     [decoded] = backend.generated
     state = session.state
     assert inspection.injected and inspection.injected == state.best_patches
-    assert decoded.shape[1] == config.num_latent_tokens + len(inspection.injected) + 2
-    expected, _ = rows.assemble_row(session._spec(state.best_latents, state.best_patches), session.header,
-                                    backend.embed_tokens)  # fmt: skip
+    tail = torch.tensor(backend.followup_ids(f"{inspection.answer}. {inspection.answer_text}",
+                                             config.rationale_prompt))  # fmt: skip
+    assert decoded.shape[1] == config.num_latent_tokens + len(inspection.injected) + len(tail)
+    expected, _ = rows.assemble_row(session._spec(state.best_latents, state.best_patches),
+                                    backend.embed_tokens(tail), backend.embed_tokens)  # fmt: skip
     assert torch.allclose(decoded[0], expected)
+    assert all(p.gain > 0 for p in inspection.injected)  # each kept patch cites the reward it gained
     again = session._evaluate([session._spec(state.best_latents, state.best_patches)]).rewards[0]
     assert float(again) == pytest.approx(state.best_reward, abs=1e-6)
 

@@ -1,6 +1,5 @@
-import torch
-
 import pytest
+import torch
 
 from reason_iad.reasoning.update import antithetic_noise, clip_step, es_gradient, es_step
 

@@ -118,3 +118,10 @@ class Backend(Protocol):
     def encode_text(self, text: str) -> list[int]:
         """Token ids of plain text (no special tokens added)."""
         ...
+
+    def followup_ids(self, answer: str, question: str) -> list[int]:
+        """Tokens after the latent slots for a follow-up question, in the model's chat template.
+
+        The assistant header, `answer` as the assistant's turn, a user turn asking `question`, a new header.
+        """
+        ...

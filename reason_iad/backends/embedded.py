@@ -1,7 +1,8 @@
 """The embedded default model: the tiny Qwen2.5-VL-class inspector trained on SynthIAD, shipped in the repo.
 
 `load_embedded` opens `reason_iad/assets/inspector/` offline (fp16 weights, loaded in the configured dtype on the
-configured device: fp32 on the CPU and bf16 on a GPU by default, like any other model). If the assets are missing (a stripped checkout), it falls back to an untrained random-weight stand-in of the same
+configured device: fp32 on the CPU and bf16 on a GPU by default, like any other model). If the assets are missing
+(a stripped checkout), it falls back to an untrained random-weight stand-in of the same
 class, and every output that names the model says so.
 """
 

@@ -81,6 +81,16 @@ class TransformersBackend:
         prefix_text, header_text = text.split(_SPLIT_MARK)
         return prefix_text, header_text, images
 
+    def followup_ids(self, answer: str, question: str) -> list[int]:
+        """Tokens after the latent slots for a follow-up: header, the answer turn, a user turn, a new header."""
+        chat = [
+            {"role": "user", "content": [{"type": "text", "text": "." + _SPLIT_MARK}]},
+            {"role": "assistant", "content": [{"type": "text", "text": answer}]},
+            {"role": "user", "content": [{"type": "text", "text": question}]},
+        ]
+        text = self.processor.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
+        return self.encode_text(text.split(_SPLIT_MARK, 1)[1])
+
     def encode_text(self, text: str) -> list[int]:
         """Token ids of plain text (no special tokens added)."""
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -28,6 +28,7 @@ from reason_iad.reasoning import patches as patch_ops
 from reason_iad.reasoning import reward as rewards
 from reason_iad.reasoning import suffix as rows
 from reason_iad.reasoning.prompt import Question, build_messages
+from reason_iad.reasoning.rationale import rationale_tail, strip_option_echo
 from reason_iad.reasoning.update import Step, antithetic_noise, clip_step, es_gradient, es_step
 from reason_iad.types import InjectedPatch, Inspection, ReasoningStep, Timings
 
@@ -69,6 +70,8 @@ class _State:
     steps_ms: float = 0.0
 
 
+RATIONALE_TURN_POSITIONS = 96
+"""Positions reserved for the answer turn and the follow-up question before the explanation."""
 NO_EVIDENCE_PRIOR = "attention (no visual-memory evidence for the anomaly prior)"
 """The prior recorded when `anomaly`/`mix` was asked for but there was no evidence to build it from."""
 
@@ -136,7 +139,7 @@ class Session:
         """Positions needed after the prefix and the header: latents, the patch budget and the answer."""
         config = self.config
         reasoning = config.num_latent_tokens + config.patch_budget if config.uses_latents else 0
-        return reasoning + config.max_new_tokens
+        return reasoning + config.max_new_tokens + RATIONALE_TURN_POSITIONS
 
     def _anomaly_prior(self) -> tuple[torch.Tensor | None, str]:
         """The anomaly prior per query token [n] on the device, and which prior patch proposals really use."""
@@ -270,8 +273,10 @@ class Session:
         best = int(torch.argmax(trial_rewards))
         if float(trial_rewards[best]) <= float(evaluation.rewards[0]):
             return 0, ()
-        self.state.kept.extend(trials[best])
-        return first_trial + best, tuple(trials[best])
+        gain = float(trial_rewards[best]) - float(evaluation.rewards[0])
+        kept = tuple(dataclasses.replace(p, gain=gain) for p in trials[best])
+        self.state.kept.extend(kept)
+        return first_trial + best, kept
 
     def _track_best(self, candidate_rewards: torch.Tensor, candidates, step: int) -> None:
         """The best evaluated candidate, exactly as evaluated (not the post-update latents)."""
@@ -280,7 +285,8 @@ class Session:
             latents, kept = candidates[best]
             self.state.best_reward = float(candidate_rewards[best])
             self.state.best_latents = latents.detach().clone()
-            self.state.best_patches = tuple(kept)
+            recorded = {p.token_index: p for p in self.state.kept}  # the kept patches carry their gains
+            self.state.best_patches = tuple(recorded.get(p.token_index, p) for p in kept)
             self.state.best_step = step
 
     def _propose(self, evaluation: _Evaluation) -> None:
@@ -339,6 +345,17 @@ class Session:
         return self._record(step, evaluation, current, new, state.sigma, started, update)
 
     # ------------------------------------------------------------------ final decode
+    def _rationale(self, spec: rows.RowSpec, answer: str) -> str:
+        """Greedy explanation after the answer, with the same latents and patches (see `rationale.py`)."""
+        config, options = self.config, self.request.question.options
+        if config.rationale == "none":
+            return ""
+        tail = rationale_tail(self.backend, self.prefix.assistant_header_ids, config.rationale, answer,
+                              dict(options)[answer], config.rationale_prompt)  # fmt: skip
+        embeds, _ = rows.assemble_row(spec, self.backend.embed_tokens(tail), self.backend.embed_tokens)
+        generation = self.backend.generate(self.prefix, embeds[None], config.max_new_tokens, config.min_new_tokens)
+        return strip_option_echo(generation.text, options, answer)
+
     def result(self) -> Inspection:
         """Decode with the best latents and the patches kept with them: answer, probabilities, rationale."""
         started = time.perf_counter()
@@ -349,12 +366,9 @@ class Session:
         spec = self._spec(latents, kept)
         with torch.no_grad():
             evaluation = self._evaluate([spec])
-            embeds, _ = rows.assemble_row(spec, self.header, self.backend.embed_tokens)
-            generation = self.backend.generate(
-                self.prefix, embeds[None], self.config.max_new_tokens, self.config.min_new_tokens
-            )
-        probs = dict(zip(self.letters, evaluation.option_probs[0].tolist(), strict=True))
-        answer = max(probs, key=probs.get)
+            probs = dict(zip(self.letters, evaluation.option_probs[0].tolist(), strict=True))
+            answer = max(probs, key=probs.get)
+            rationale = self._rationale(spec, answer)
         attention_map: tuple = ()
         if evaluation.attention is not None:
             grid = patch_ops.attention_grid(evaluation.attention.cpu(), self.query.grid)
@@ -368,7 +382,7 @@ class Session:
         )  # fmt: skip
         return Inspection(
             answer=answer, answer_text=dict(self.request.question.options)[answer], option_probs=probs,
-            rationale=generation.text.strip(), mode=self.config.mode, model=self.backend.name,
+            rationale=rationale, mode=self.config.mode, model=self.backend.name,
             steps=tuple(state.steps), best_step=state.best_step, injected=tuple(kept),
             attention_map=attention_map, timings=timings, config=dataclasses.asdict(self.config),
         )  # fmt: skip

@@ -30,10 +30,8 @@ def format_inspection(inspection: Inspection) -> str:
         priors = sorted({s.prior for s in inspection.steps})
         clipped = sum(s.clipped for s in inspection.steps)
         lines.append(f"patches   proposed by {', '.join(priors)}; {clipped} of {len(inspection.steps)} steps clipped")
-    for patch in inspection.injected:
-        x0, y0, x1, y1 = (round(v) for v in patch.box)
-        lines.append(f"patch     token {patch.token_index} box ({x0},{y0})-({x1},{y1}) after latent "
-                     f"{patch.latent}, step {patch.step}")  # fmt: skip
+    citations = inspection.evidence.lines()
+    lines += [f"{'evidence' if i == 0 else '':<9} {i + 1}. {line}" for i, line in enumerate(citations)]
     lines.append(f"timings   prefix {t.prefix_ms:.1f} ms, steps {t.steps_ms:.1f} ms "
                  f"({t.mean_step_ms:.1f} ms/step), decode {t.decode_ms:.1f} ms, total {t.total_ms:.1f} ms")  # fmt: skip
     return "\n".join(lines)
