@@ -7,6 +7,7 @@ KV cache expanded to the batch of candidates (views, never copies of the prefix,
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -37,6 +38,13 @@ class TransformersBackend:
     """A loaded model + processor behind the `Backend` protocol."""
 
     def __init__(self, model, processor, name: str, quantization: str = "none") -> None:
+        if "cache" not in inspect.signature(type(model).forward).parameters:
+            import transformers
+
+            raise UserError(
+                f"transformers {transformers.__version__} takes past_key_values=, not cache=: the prefix cache "
+                "would be ignored; install the pinned transformers==5.24.0"
+            )
         self.model = model.eval()
         self.model.requires_grad_(False)
         self.model.set_attn_implementation({"text_config": ROWS_ATTENTION})  # SDPA + chosen attention rows

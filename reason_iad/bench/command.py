@@ -41,6 +41,7 @@ def register(subparsers) -> None:
     _register_kb(targets)
     _register_eval(targets)
     _register_memory(targets)
+    _register_gpu(targets)
 
 
 def _register_kb(targets) -> None:
@@ -140,6 +141,48 @@ def run_memory(args) -> int:
         print(report.report(), flush=True)
     if args.elpv:
         print(quality.evaluate_elpv(config, backbone, progress=lambda line: print(line, flush=True)).report())
+    return 0
+
+
+def _register_gpu(targets) -> None:
+    gpu = targets.add_parser(
+        "gpu", help="7B-shaped random Qwen2.5-VL on the GPU: prefix, latent step, full/plain, peak memory (bf16, NF4)",
+        description="Build a random-weight model with Qwen2.5-VL-7B-Instruct's exact configuration (full depth) "
+        "directly on the device, answer one one-shot MMAD question with two knowledge texts through the engine in "
+        "bf16 and 4-bit NF4 (when bitsandbytes imports) and print one table. --dry-run: 2 layers at small widths.",
+    )  # fmt: skip
+    gpu.add_argument("--dry-run", action="store_true", help="2 layers, small widths, small images, 2 steps")
+    gpu.add_argument("--device", default=None, help="default: cuda (cpu with --dry-run)")
+    gpu.add_argument("--text-layers", type=_positive, default=None, help="default 28 (2 with --dry-run)")
+    gpu.add_argument("--vision-depth", type=_positive, default=None, help="default 32 (2 with --dry-run)")
+    gpu.add_argument("--image-px", type=_positive, default=None, help="image side, default 672 (112 with --dry-run)")
+    gpu.add_argument("--steps", type=_positive, default=None, help="latent steps T, default 15 (2 with --dry-run)")
+    gpu.add_argument("--answer-tokens", type=_positive, default=None, help="fixed answer length, default 32")
+    gpu.add_argument("--repeats", type=_positive, default=None, help="timed inspections per mode, default 3")
+    gpu.add_argument("--precisions", default="bf16,nf4", help="comma-separated: bf16, nf4")
+    gpu.add_argument("--processor", default=None, help="a saved processor folder (real Qwen tokenizer); default: "
+                     "the project's small tokenizer with Qwen2.5-VL's image settings")  # fmt: skip
+    gpu.add_argument("--threads", type=_positive, default=1, help="torch CPU threads (default 1)")
+    gpu.set_defaults(handler=run_gpu)
+
+
+def run_gpu(args) -> int:
+    """Handler of `bench gpu`."""
+    import torch
+
+    from reason_iad.bench.gpu_bench import bench_options, format_table, run_gpu_bench
+
+    torch.set_num_threads(args.threads)
+    precisions = tuple(p.strip() for p in args.precisions.split(",") if p.strip())
+    if not precisions or set(precisions) - {"bf16", "nf4"}:
+        raise UserError(f"--precisions takes bf16 and/or nf4, got {args.precisions!r}")
+    device = args.device or ("cpu" if args.dry_run else "cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("bench gpu needs a CUDA device (or --dry-run / --device cpu)")
+    given = {"text_layers": args.text_layers, "vision_depth": args.vision_depth, "image_px": args.image_px,
+             "steps": args.steps, "answer_tokens": args.answer_tokens, "repeats": args.repeats}  # fmt: skip
+    options = bench_options(args.dry_run, device, precisions, args.processor, **given)
+    print(format_table(run_gpu_bench(options), options), flush=True)
     return 0
 
 
