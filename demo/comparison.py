@@ -70,8 +70,13 @@ class CompareHandlers:
         rows = self.studio.history()
         return [LATEST] + [f"{row[0]} — {row[3]} by {row[2]}, {row[1]}" for row in rows]
 
-    def load_model(self, model: str, quantization: str = "none", device: str = "auto") -> str:
-        """Load a second model (local folder or hub id); returns a status line. Replaces an earlier second model."""
+    def load_model(self, model: str, quantization: str = "none", device: str = "auto",
+                   username: str | None = None) -> str:  # fmt: skip
+        """Load a second model (local folder or hub id; curators only); returns a status line.
+
+        It replaces an earlier second model, for every user of this replica.
+        """
+        self.studio.curator(username, "load a model")
         model = (model or "").strip()
         if not model:
             raise UserError("type a model folder or Hugging Face id to load")

@@ -11,6 +11,7 @@ import difflib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import Image
 
@@ -18,7 +19,7 @@ from demo import render
 from demo.gallery import GalleryItem
 from reason_iad.config import MODES, ReasoningConfig
 from reason_iad.errors import UserError
-from reason_iad.images import normalise_image
+from reason_iad.images import load_image
 from reason_iad.reasoning.prompt import Question
 from reason_iad.types import Inspection, ReasoningStep
 
@@ -64,6 +65,22 @@ def parse_question(text: str, options_text: str) -> Question:
     return Question(text.strip(), tuple(options))
 
 
+def uploaded_image(value, name: str = "image") -> Image.Image | None:
+    """Decode an image input with the project's safe loader (size checked before decoding), or None.
+
+    Image events run with `preprocess=False`, so Gradio never decodes an upload itself (a decompression bomb or a
+    corrupt file would leave a traceback in the server log): `value` is Gradio's file payload, a path or an image.
+    """
+    if value is None:
+        return None
+    if isinstance(value, dict):  # named after the user's file, not the server's cache path
+        if not value.get("path") or not Path(value["path"]).is_file():
+            raise UserError(f"the {name} upload carries no file; upload it again")
+        label = f"{name} {value.get('orig_name') or Path(value['path']).name!r}"
+        return load_image(Path(value["path"]).read_bytes(), label)
+    return load_image(value, name)
+
+
 def category_choices(pairs: Sequence[tuple[str, str]]) -> list[str]:
     """Dropdown labels `dataset / category`, with auto-detection first."""
     return [ANY_CATEGORY] + [f"{d} / {c}" for d, c in pairs]
@@ -87,12 +104,12 @@ class StudioHandlers:
         self.auth_required = auth_required or bool(self.curators)
 
     # ------------------------------------------------------------------ access
-    def curator(self, username: str | None) -> str:
+    def curator(self, username: str | None, action: str = "change the knowledge base") -> str:
         """The author of a write: the logged-in curator when auth is configured (checked here, server-side)."""
         if not self.auth_required:
             return (username or os.environ.get("REASON_IAD_AUTHOR") or "studio").strip()
         if not username:
-            raise UserError("log in as a curator to change the knowledge base")
+            raise UserError(f"log in as a curator to {action}")
         if self.curators and username not in self.curators:
             raise UserError(f"{username} is not on the curator list; read-only access")
         return username
@@ -103,20 +120,21 @@ class StudioHandlers:
         dataset, category = split_category(choice)
         if category or image is None or self.pipeline.exemplars is None:
             return dataset, category
-        nearest = self.pipeline.exemplars.nearest_any(normalise_image(image))
+        nearest = self.pipeline.exemplars.nearest_any(uploaded_image(image))
         return (nearest.dataset, nearest.category) if nearest else (None, None)
 
     def preview_knowledge(self, image, choice) -> tuple[list[str], list[str], str]:
         """(choices, selected, note) for the knowledge pin list before a run."""
         if image is None or self.pipeline.store is None:
             return [], [], "Upload an image to see the knowledge that will be retrieved."
+        image = uploaded_image(image, "query image")
         dataset, category = self.detect_category(image, choice)
         if category is None:
             return [], [], "No category: choose one (auto-detection needs normal exemplars)."
         from reason_iad.knowledge.search import retrieve
 
         knowledge = self.pipeline.config.knowledge
-        retrieval = retrieve(self.pipeline.store, normalise_image(image), category, dataset, knowledge.top_k,
+        retrieval = retrieve(self.pipeline.store, image, category, dataset, knowledge.top_k,
                              knowledge.include_normal_entry, Question.anomaly().text)  # fmt: skip
         labels = [f"{h.entry.id} — {h.entry.title} ({h.score:.3f})" for h in retrieval.hits]
         note = f"Category **{dataset} / {category}** · retrieved by {retrieval.method} · knowledge version " \
@@ -133,7 +151,7 @@ class StudioHandlers:
         """
         if image is None:
             raise UserError("upload an image or pick one from the gallery first")
-        query = normalise_image(image)
+        query = uploaded_image(image, "query image")
         pipeline = pipeline or self.pipeline
         config = settings.to_config(pipeline.config.reasoning)
         dataset, category = self.detect_category(query, choice)
@@ -142,7 +160,7 @@ class StudioHandlers:
         evidence = None
         stream = pipeline.inspect_stream(
             query, question=parse_question(question, options), category=category, dataset=dataset,
-            template=normalise_image(template) if template is not None else None, auto_template=auto_template,
+            template=uploaded_image(template, "template"), auto_template=auto_template,
             reasoning=config, pinned=pinned_ids if pinned_ids else None, knowledge_version=knowledge_version,
         )  # fmt: skip
         for item in stream:
@@ -285,8 +303,9 @@ class WorkbenchHandlers:
         return [[a.id, a.dataset, a.category, a.label, a.defect, a.author, a.created_at, "yes" if a.mask else ""]
                 for a in self.pipeline.annotations.list()]  # fmt: skip
 
-    def export_annotations(self) -> str:
-        """Export every annotation as an MMAD-format dataset and zip it; returns the zip path."""
+    def export_annotations(self, username: str | None = None) -> str:
+        """Export every annotation as an MMAD-format dataset and zip it (curators only); returns the zip path."""
+        self.studio.curator(username, "export the annotations")
         import shutil
         import tempfile
         from pathlib import Path

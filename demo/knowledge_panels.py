@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from demo.handlers import StudioHandlers, split_category
+from demo.handlers import StudioHandlers, split_category, uploaded_image
 from reason_iad.errors import UserError
 
 
@@ -23,8 +23,9 @@ class TransferHandlers:
         summary = import_entries(self.studio._store(), entries, refused, author, partial)
         return summary.describe().replace("\n", "  \n")
 
-    def export_file(self, kind: str, version: float | None) -> str:
-        """Export the knowledge (optionally at a version) to a temporary file; returns its path."""
+    def export_file(self, kind: str, version: float | None, username: str | None = None) -> str:
+        """Export the knowledge (optionally at a version) to a temporary file (curators only); returns its path."""
+        self.studio.curator(username, "export the knowledge base")
         import tempfile
         from pathlib import Path
 
@@ -81,6 +82,7 @@ class ExemplarHandlers:
         dataset, category = split_category(choice)
         if image is None or not category:
             raise UserError("choose a category and upload a normal image")
+        image = uploaded_image(image, "exemplar")
         exemplar = self.pipeline.exemplars.add(image, dataset, category, author, "added in the studio")
         if self.pipeline.memory is not None:
             if progress is not None:

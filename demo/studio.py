@@ -14,7 +14,7 @@ import gradio as gr
 
 from demo import render
 from demo.gallery import GalleryItem, load_gallery, mask_annotations, questions_markdown
-from demo.handlers import ANY_CATEGORY, ReasoningSettings, StudioHandlers, category_choices
+from demo.handlers import ANY_CATEGORY, ReasoningSettings, StudioHandlers, category_choices, uploaded_image
 from reason_iad import __version__
 from reason_iad.config import DEFAULT_MODEL, MODES, AppConfig
 from reason_iad.errors import UserError
@@ -127,13 +127,13 @@ def _inspect_tab(config: AppConfig, handlers: StudioHandlers | None, items: list
     defaults = config.reasoning
     with gr.Row():
         with gr.Column(scale=2):
-            image = gr.Image(type="pil", label="Query image", height=300, elem_id="query-image")
+            image = gr.Image(type="filepath", label="Query image", height=300, elem_id="query-image")
             gallery, ground_truth, suggestions = _gallery_column(items)
             category = gr.Dropdown(category_choices(pairs), value=ANY_CATEGORY, label="Category")
             question = gr.Textbox(label="Question (empty: MMAD's anomaly question)", elem_id="question")
             options = gr.Textbox(label="Options, one per line (A. ..., B. ...)", lines=3, elem_id="options")
             with gr.Accordion("One-shot template", open=False):
-                template = gr.Image(type="pil", label="Normal template (optional)", height=160)
+                template = gr.Image(type="filepath", label="Normal template (optional)", height=160)
                 auto_template = gr.Checkbox(True, label="Otherwise use the category's nearest normal exemplar")
             with gr.Accordion("Reasoning settings", open=False):
                 mode = gr.Radio(list(MODES), value=defaults.mode, label="Mode")
@@ -188,8 +188,9 @@ def _inspect_tab(config: AppConfig, handlers: StudioHandlers | None, items: list
         labels, selected, note = preview(img, choice)
         return gr.update(choices=labels, value=selected), note, labels
 
-    for trigger in (image.change, category.change):
-        trigger(refresh_pins, [image, category], [pins, pin_note, retrieved], api_visibility="private")
+    for trigger in (image.change, category.change):  # images are decoded by our loader, never by Gradio (bombs)
+        trigger(refresh_pins, [image, category], [pins, pin_note, retrieved], api_visibility="private",
+                preprocess=False)  # fmt: skip
 
     @gpu
     def inspect(img, choice, question_text, options_text, tmpl, auto, mode_, latents_, steps_, patches_, aw, lw,
@@ -199,9 +200,9 @@ def _inspect_tab(config: AppConfig, handlers: StudioHandlers | None, items: list
         starting = "⏳ Retrieving knowledge, consulting the visual memory and running the prefix pass…"
         yield (gr.skip(),) * 5 + (starting,) + (gr.skip(),) * 5
         try:
-            stream = handlers.inspect(img, choice, question_text, options_text, settings, tmpl, auto, pinned)
+            query = uploaded_image(img, "query image")
+            stream = handlers.inspect(query, choice, question_text, options_text, settings, tmpl, auto, pinned)
             for steps_so_far, inspection, found in stream:
-                query = img.convert("RGB")
                 memory_view = (render.anomaly_overlay(query, found) if found is not None else None,
                                render.anomaly_markdown(found))  # fmt: skip
                 if not steps_so_far and inspection is None:
@@ -221,7 +222,7 @@ def _inspect_tab(config: AppConfig, handlers: StudioHandlers | None, items: list
     event = run.click(inspect, [image, category, question, options, template, auto_template, mode, latents, steps,
                                 patches, answer_weight, latent_weight, readout, evidence, prior, pins, retrieved],
                       outputs,
-                      api_name="inspect", concurrency_limit=1, concurrency_id="model")  # fmt: skip
+                      api_name="inspect", concurrency_limit=1, concurrency_id="model", preprocess=False)  # fmt: skip
     event.then(lambda markdown: markdown.split("**")[1] if markdown and "**" in markdown else "", answer, last_answer,
                api_visibility="private")  # fmt: skip
     stop.click(None, cancels=[event], api_visibility="private")
@@ -287,7 +288,7 @@ def _knowledge_tab(handlers: StudioHandlers, choices: list[str]) -> None:
         exemplar_gallery = gr.Gallery(label="Exemplars (caption: id)", columns=8, height=200, allow_preview=False)
         bank = gr.Markdown("")
         with gr.Row():
-            new_exemplar = gr.Image(type="pil", label="Add a normal image", height=160)
+            new_exemplar = gr.Image(type="filepath", label="Add a normal image", height=160)
             add_exemplar = gr.Button("Add exemplar")
             exemplar_id = gr.Textbox(label="Exemplar id to remove")
             remove_exemplar = gr.Button("Remove exemplar", variant="stop")
@@ -340,6 +341,9 @@ def _knowledge_tab(handlers: StudioHandlers, choices: list[str]) -> None:
     def import_file(path, partial_, request: gr.Request, profile: gr.OAuthProfile | None):
         return transfer.import_file(path, partial_, author_of(request, profile))
 
+    def export_file(kind_, version, request: gr.Request, profile: gr.OAuthProfile | None):
+        return transfer.export_file(kind_, version, author_of(request, profile))
+
     view.click(guarded(transfer.version_rows), version_a, snapshot, api_visibility="private")
     from demo.knowledge_panels import ExemplarHandlers
 
@@ -355,14 +359,14 @@ def _knowledge_tab(handlers: StudioHandlers, choices: list[str]) -> None:
     show_exemplars.click(guarded(exemplars.show), exemplar_category, [exemplar_gallery, bank],
                          api_visibility="private")  # fmt: skip
     add_exemplar.click(guarded(add_exemplar_fn), [new_exemplar, exemplar_category], bank, api_visibility="private",
-                       **writes).then(guarded(exemplars.show), exemplar_category, [exemplar_gallery, bank],
-                                      api_visibility="private")  # fmt: skip
+                       preprocess=False, **writes).then(guarded(exemplars.show), exemplar_category,
+                                                        [exemplar_gallery, bank], api_visibility="private")  # fmt: skip
     remove_exemplar.click(guarded(remove_exemplar_fn), [exemplar_id, exemplar_category], bank,
                           api_visibility="private", **writes).then(
         guarded(exemplars.show), exemplar_category, [exemplar_gallery, bank], api_visibility="private")
     import_button.click(guarded(import_file), [upload, partial], status, api_visibility="private", **writes).then(
         **show_history)
-    export_button.click(guarded(transfer.export_file), [kind, version_a], exported, api_visibility="private")
+    export_button.click(guarded(export_file), [kind, version_a], exported, api_visibility="private")
 
 
 def launch_options(config: AppConfig, auth: list[tuple[str, str]] | None = None) -> dict:

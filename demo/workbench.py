@@ -6,7 +6,7 @@ import gradio as gr
 
 from demo import render
 from demo.comparison import LATEST, CompareHandlers, CompareSlot, parse_version
-from demo.handlers import ANY_CATEGORY, WorkbenchHandlers
+from demo.handlers import ANY_CATEGORY, WorkbenchHandlers, uploaded_image
 from reason_iad.config import MODES
 
 
@@ -40,19 +40,22 @@ def annotate_tab(work: WorkbenchHandlers, guarded, last_answer: gr.State) -> Non
         return work.save_annotation(value, label_, dataset_, category_, defect_, note_, answer_, corrected_,
                                     template_, author_of(request, profile))  # fmt: skip
 
+    def export_annotations(request: gr.Request, profile: gr.OAuthProfile | None):
+        return work.export_annotations(author_of(request, profile))
+
     last_answer.change(lambda answer: answer or "", last_answer, model_answer, api_visibility="private")
     save.click(guarded(save_annotation), [editor, label, dataset, category, defect, note, model_answer, corrected,
                                           as_template], status, api_visibility="private",
                concurrency_id="kb-write", concurrency_limit=1).then(
         guarded(work.annotation_rows), None, annotations, api_visibility="private")  # fmt: skip
-    export.click(guarded(work.export_annotations), None, download, api_visibility="private")
+    export.click(guarded(export_annotations), None, download, api_visibility="private")
 
 
 def compare_tab(compare: CompareHandlers, guarded, choices: list[str]) -> None:
     """The same image and question under up to four configurations: mode, knowledge version and model each."""
     with gr.Row():
         with gr.Column(scale=2):
-            image = gr.Image(type="pil", label="Image", height=240)
+            image = gr.Image(type="filepath", label="Image", height=240)
             category = gr.Dropdown(choices, value=ANY_CATEGORY, label="Category")
             question = gr.Textbox(label="Question (empty: MMAD's anomaly question)")
             options = gr.Textbox(label="Options, one per line", lines=3)
@@ -83,12 +86,16 @@ def compare_tab(compare: CompareHandlers, guarded, choices: list[str]) -> None:
         return [CompareSlot(mode, parse_version(version), "" if model == compare.active_name else model)
                 for use, mode, version, model in zip(*[iter(values)] * 4, strict=True) if use]  # fmt: skip
 
-    from demo.studio import gpu
+    from demo.studio import author_of, gpu
 
     @gpu
     def run_comparison(image_, choice, question_, options_, steps_, latents_, *values):
+        image_ = uploaded_image(image_, "image")  # decoded here, never by Gradio (preprocess=False: bombs)
         results = compare.compare(image_, choice, question_, options_, chosen(values), int(steps_), int(latents_))
         return render.comparison_figure(results), render.comparison_rows(results)
+
+    def load_model(model, quantization_, request: gr.Request, profile: gr.OAuthProfile | None):
+        return compare.load_model(model, quantization_, username=author_of(request, profile))
 
     def refreshed():
         versions_, models_ = compare.version_choices(), compare.model_names()
@@ -96,8 +103,9 @@ def compare_tab(compare: CompareHandlers, guarded, choices: list[str]) -> None:
 
     pickers = [c for i, c in enumerate(slots) if i % 4 in (2, 3)]
     run.click(guarded(run_comparison), [image, category, question, options, steps, latents, *slots],
-              [curves, table], api_visibility="private", concurrency_id="model", concurrency_limit=1)  # fmt: skip
+              [curves, table], api_visibility="private", concurrency_id="model", concurrency_limit=1,
+              preprocess=False)  # fmt: skip
     refresh.click(guarded(refreshed), None, pickers, api_visibility="private")
-    load.click(guarded(compare.load_model), [model_name, quantization], load_status, api_visibility="private",
+    load.click(guarded(load_model), [model_name, quantization], load_status, api_visibility="private",
                concurrency_id="model", concurrency_limit=1).then(
         guarded(refreshed), None, pickers, api_visibility="private")  # fmt: skip

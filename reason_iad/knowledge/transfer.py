@@ -64,6 +64,9 @@ def parse_jsonl(text: str, author: str) -> tuple[list[KnowledgeEntry], list[tupl
         except json.JSONDecodeError as err:
             refused.append((f"line {number}", f"not JSON ({err.msg})"))
             continue
+        except RecursionError:
+            refused.append((f"line {number}", "JSON nested too deeply"))
+            continue
         if not isinstance(data, dict):
             refused.append((f"line {number}", "not a JSON object"))
             continue
@@ -114,6 +117,8 @@ def read_import_file(path: str | Path, author: str) -> tuple[list[KnowledgeEntry
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise UserError(f"{path} is not valid JSON: {err}") from err
+    except RecursionError:
+        raise UserError(f"{path} is JSON nested too deeply to be knowledge") from None
     return parse_domain_knowledge(data, author)
 
 
@@ -163,8 +168,11 @@ def export_jsonl(store: KnowledgeStore, path: str | Path, version: int | None = 
 
 
 def export_domain_knowledge(store: KnowledgeStore, path: str | Path, version: int | None = None) -> int:
-    """Write MMAD's `domain_knowledge.json` structure; returns the number of entries."""
+    """Write MMAD's `domain_knowledge.json` structure, formatted as MMAD's file is; returns the number of entries.
+
+    MMAD's file is `json.dump(data, indent=4)` (non-ASCII characters escaped, no final newline), so an imported file
+    comes back byte for byte (entries in id order: MMAD's own order where the file is sorted so).
+    """
     entries = [s.entry for s in store.list(version=version)]
-    Path(path).write_text(json.dumps(to_domain_knowledge(entries), indent=1, ensure_ascii=False) + "\n",
-                          encoding="utf-8")  # fmt: skip
+    Path(path).write_text(json.dumps(to_domain_knowledge(entries), indent=4), encoding="utf-8")
     return len(entries)
