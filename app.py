@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from reason_iad.config import AppConfig, BackendConfig, StudioConfig, with_model_defaults
 from reason_iad.errors import UserError
+from reason_iad.library_logs import quiet_library_logs
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -53,6 +54,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--config", help="a JSON file written by AppConfig.to_json(); flags given override it")
     parser.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
+    parser.add_argument("--verbose", action="store_true", help="also show the libraries' own log lines")
     return parser.parse_args(argv)
 
 
@@ -67,6 +69,15 @@ def config_from_args(args: argparse.Namespace) -> AppConfig:
     knowledge = dataclasses.replace(base.knowledge, db_uri=args.db or base.knowledge.db_uri,
                                     image_embedder=args.clip or base.knowledge.image_embedder)  # fmt: skip
     return AppConfig(backend=backend, reasoning=base.reasoning, knowledge=knowledge, memory=base.memory, studio=studio)
+
+
+def with_store_embedders(config: AppConfig, args: argparse.Namespace) -> AppConfig:
+    """An existing knowledge base opens with the embedders it records, unless --clip or --config chooses them."""
+    if args.config:
+        return config
+    from reason_iad.knowledge import follow_store
+
+    return dataclasses.replace(config, knowledge=follow_store(config.knowledge, image_embedder=args.clip or None))
 
 
 def parse_auth(text: str) -> list[tuple[str, str]]:
@@ -84,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Build and launch the studio; bad flags or config print one line and return 2."""
     try:
         args = parse_args(argv)
-        config = config_from_args(args)
+        quiet_library_logs(verbose=args.verbose)  # before anything imports lancedb
+        config = with_store_embedders(config_from_args(args), args)
         auth = parse_auth(args.auth)
         print(f"Loading {config.backend.model} and the knowledge base...", file=sys.stderr, flush=True)
         from reason_iad.pipeline import Pipeline

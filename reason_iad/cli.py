@@ -11,7 +11,9 @@ import sys
 from collections.abc import Sequence
 
 from reason_iad import __version__
+from reason_iad.cli_options import add_everywhere
 from reason_iad.errors import UserError
+from reason_iad.library_logs import quiet_library_logs
 
 EXIT_USAGE = 2
 
@@ -37,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="subcommands", metavar="COMMAND")
     for module in _subcommand_modules():
         module.register(subparsers)
+    add_everywhere(parser, "--verbose", action="store_true",
+                   help="also show the libraries' own log lines (e.g. LanceDB's warnings)")  # fmt: skip
     return parser
 
 
@@ -48,6 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return EXIT_USAGE
+    quiet_library_logs(verbose=args.verbose)  # before any handler imports lancedb
     try:
         return int(handler(args) or 0)
     except UserError as err:

@@ -8,7 +8,8 @@ from reason_iad.cli import main
 @pytest.fixture
 def kb(tmp_path):
     def run(*args):
-        return main(["kb", "--db", str(tmp_path / "kb"), "--text-embedder", "fake:32", *args])
+        flags = ["--db", str(tmp_path / "kb"), "--text-embedder", "fake:32", "--image-embedder", "none"]
+        return main(["kb", *flags, *args])
 
     return run
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
 import sys
 from pathlib import Path
 
+from reason_iad.cli_options import share_options
 from reason_iad.config import KnowledgeConfig
 from reason_iad.errors import UserError
 
@@ -15,8 +17,12 @@ def register(subparsers) -> None:
     """Add `kb` and its actions."""
     parser = subparsers.add_parser("kb", help="curate the knowledge base (LanceDB)", description=__doc__)
     parser.add_argument("--db", default="", help="database folder or object-store URI (default: the user data dir)")
-    parser.add_argument("--text-embedder", default="minilm", help="minilm (default), fake[:dim], ...")
-    parser.add_argument("--image-embedder", default="", help="e.g. open_clip:ViT-B-32:/path/weights.safetensors")
+    parser.add_argument("--text-embedder", default=None,
+                        help="minilm, fake[:dim], ... (default: the one the knowledge base records; minilm for a "
+                        "new one); a different one is refused except by `reembed`")  # fmt: skip
+    parser.add_argument("--image-embedder", default=None,
+                        help="tiny_clip, open_clip:ViT-B-32:/path/weights.safetensors or none (default: the one the "
+                        "knowledge base records; for a new one tiny_clip, the embedded model's retriever)")  # fmt: skip
     actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
     _add(actions, "list", "list entries", [("--dataset", {}), ("--category", {}), ("--version", {"type": int})])
     _add(actions, "show", "show one entry", [("id", {})])
@@ -37,11 +43,12 @@ def register(subparsers) -> None:
     _add(actions, "export", "export as JSONL or MMAD domain_knowledge.json", [
         ("file", {}), ("--format", {"choices": ["jsonl", "mmad"]}), ("--version", {"type": int})])  # fmt: skip
     _add(actions, "versions", "the change history", [])
-    _add(actions, "reembed", "recompute all vectors with the given --text-embedder/--image-embedder",
+    _add(actions, "reembed", "recompute all vectors, with other embedders if --text-embedder/--image-embedder say so",
          [("--author", {})])  # fmt: skip
     _add(actions, "restore", "make an earlier version the latest", [("version", {"type": int}), ("--author", {})])
     _add(actions, "tag", "name a version (no name: list tags)",
          [("name", {"nargs": "?"}), ("--version", {"type": int})])  # fmt: skip
+    share_options(parser)  # `kb import FILE --db DIR` as well as `kb --db DIR import FILE`
 
 
 def _add(actions, name: str, help_text: str, arguments: list) -> None:
@@ -70,9 +77,19 @@ def run(args: argparse.Namespace) -> int:
 
     if args.action == "reembed":
         return _reembed(args)
-    store = open_store(KnowledgeConfig(db_uri=args.db, text_embedder=args.text_embedder,
-                                       image_embedder=args.image_embedder))  # fmt: skip
-    return HANDLERS[args.action](store, args)
+    return HANDLERS[args.action](open_store(store_config(args)), args)
+
+
+def store_config(args: argparse.Namespace) -> KnowledgeConfig:
+    """The knowledge base of `--db` with the embedders it records, unless a flag names others.
+
+    A new knowledge base gets the embedded default pipeline's embedders, so the studio can open what `kb` created.
+    """
+    from reason_iad.config import AppConfig, with_model_defaults
+    from reason_iad.knowledge import follow_store
+
+    new = dataclasses.replace(with_model_defaults(AppConfig()).knowledge, db_uri=args.db)
+    return follow_store(new, args.text_embedder, args.image_embedder)
 
 
 def _print_entries(stored) -> None:
@@ -190,9 +207,10 @@ def _reembed(args) -> int:
 
     if KNOWLEDGE_TABLE not in lancedb.connect(uri).list_tables().tables:
         raise UserError(f"no knowledge base at {uri}")
-    image = make_embedder(args.image_embedder) if args.image_embedder else None
+    config = store_config(args)
+    image = make_embedder(config.image_embedder) if config.image_embedder else None
     with tqdm(desc="re-embedding", unit="entry", file=sys.stderr, disable=None) as bar:
-        store = reembed(uri, make_embedder(args.text_embedder), image, _author(args), progress=bar.update)
+        store = reembed(uri, make_embedder(config.text_embedder), image, _author(args), progress=bar.update)
     print(f"re-embedded {store.count()} entries: version {store.version}")
     return 0
 

@@ -37,9 +37,7 @@ def reembed(uri: str, text_embedder: Embedder, image_embedder: Embedder | None, 
         if progress:
             progress(len(batch))
     model = knowledge_model(text_embedder.dim, image_embedder.dim if image_embedder else None)
-    table = db.create_table(KNOWLEDGE_TABLE, schema=model, mode="overwrite")
-    if rows:
-        table.add(rows)
+    table = db.create_table(KNOWLEDGE_TABLE, data=rows or None, schema=model, mode="overwrite")  # one commit
     create_search_indexes(table)
     write_meta(db, text_embedder, image_embedder)
     names = f"{text_embedder.name}" + (f" + {image_embedder.name}" if image_embedder else "")

@@ -98,12 +98,14 @@ def _mmad_category_texts(data: dict, category: str | None, path: str) -> list[st
 def run(args: argparse.Namespace) -> int:
     """Handler of `infer`: knowledge from --knowledge FILE, else retrieved from the knowledge base."""
     from reason_iad.images import load_image
+    from reason_iad.knowledge import follow_store
     from reason_iad.pipeline import Pipeline
     from reason_iad.reasoning.report import format_inspection
 
     question = parse_question(args.question, args.option)
     backend = BackendConfig(model=args.model, quantization=args.quantization, device=args.device)
     config = with_model_defaults(AppConfig(backend=backend, knowledge=KnowledgeConfig(db_uri=args.db)))
+    config = dataclasses.replace(config, knowledge=follow_store(config.knowledge))  # a store keeps its embedders
     reasoning = dataclasses.replace(
         config.reasoning, mode=args.mode, num_steps=args.steps, seed=args.seed, num_latent_tokens=args.latents,
         readout=args.readout or config.reasoning.readout,

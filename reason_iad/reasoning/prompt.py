@@ -83,7 +83,7 @@ def build_messages(
     """
     parts: list[str | Image.Image] = [instruction]
     if knowledge:
-        parts.append("\n" + KNOWLEDGE_HEADER + "\n" + "\n".join(k.strip() for k in knowledge))
+        parts.append("\n" + KNOWLEDGE_HEADER + "\n" + "\n".join(knowledge))  # the texts exactly, as MMAD joins them
     if template is not None:
         parts += ["\n" + TEMPLATE_HEADER + "\n", template]
     parts += ["\n" + QUERY_HEADER + "\n", query]
