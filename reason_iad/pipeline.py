@@ -16,7 +16,7 @@ from reason_iad.config import AppConfig, BackendConfig, ReasoningConfig, with_mo
 from reason_iad.errors import UserError
 from reason_iad.reasoning.engine import InspectionRequest, Reasoner
 from reason_iad.reasoning.prompt import Question
-from reason_iad.types import AnomalySummary, Inspection, ReasoningStep, UsedKnowledge
+from reason_iad.types import AnomalySummary, Inspection, InspectionEvent, UsedKnowledge
 
 
 @dataclass
@@ -121,8 +121,8 @@ class Pipeline:
         reasoning: ReasoningConfig | None = None,
         pinned: Sequence[str] | None = None,
         knowledge_version: int | None = None,
-    ) -> Iterator[ReasoningStep | Inspection]:
-        """Yield each reasoning step as it is computed, then the final `Inspection`.
+    ) -> Iterator[InspectionEvent]:
+        """Yield the visual memory's `AnomalyEvidence` (when consulted), each reasoning step, then the `Inspection`.
 
         `knowledge_version` retrieves from that past version of the knowledge base (None: the latest).
         """

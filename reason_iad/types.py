@@ -6,6 +6,8 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class InjectedPatch:
@@ -130,3 +132,41 @@ class Inspection:
     def to_json(self) -> str:
         """The whole inspection, steps and the cited evidence included, as JSON."""
         return json.dumps(dataclasses.asdict(self) | {"evidence": dataclasses.asdict(self.evidence)}, indent=2)
+
+
+@dataclass(frozen=True, eq=False)
+class AnomalyEvidence:
+    """What the visual memory saw in one image.
+
+    Attributes:
+        anomaly_map: float32 [H, W] in [0, 1] at the image's size, calibrated (0.5 suspicious, 1 anomalous).
+        raw_score: Uncalibrated image score (nearest-neighbour distance in feature space).
+        score: Calibrated image score in [0, 1].
+        verdict: "normal", "suspicious" or "anomalous".
+        region: Where the map peaks on a 3x3 grid ("top left", "top", ..., "center", ..., "bottom right").
+        box: (x0, y0, x1, y1) pixel box of the peak's region (x1, y1 exclusive).
+        region_mask: bool [H, W], the connected blob around the map's peak (the box is its bounding box).
+        dataset: Dataset of the memory bank used.
+        category: Category of the memory bank used.
+        backbone: Feature extractor name.
+    """
+
+    anomaly_map: np.ndarray
+    raw_score: float
+    score: float
+    verdict: str  # "normal" | "suspicious" | "anomalous"
+    region: str
+    box: tuple[int, int, int, int]
+    region_mask: np.ndarray
+    dataset: str
+    category: str
+    backbone: str
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(width, height) of the inspected image."""
+        return int(self.anomaly_map.shape[1]), int(self.anomaly_map.shape[0])
+
+
+InspectionEvent = AnomalyEvidence | ReasoningStep | Inspection
+"""What `Pipeline.inspect_stream` yields: the memory's evidence (when consulted), each step, then the result."""

@@ -1,6 +1,7 @@
 """Anomaly evidence and what other parts make of it: visual prompts, a text line, a per-token prior.
 
-`AnomalyEvidence` is the visual memory's typed result. The pure functions here turn it into MMAD-style
+`AnomalyEvidence` (declared in `reason_iad.types` with the other inspection events) is the visual memory's typed
+result. The pure functions here turn it into MMAD-style
 evidence prompts for a multimodal LLM (`draw_evidence`: highlight / contour / box on a copy of the image;
 `evidence_text`: one line) and into `token_prior`, the mean anomaly under each image token's pixel box, which the
 engine can mix with its attention scores to choose the patches it injects.
@@ -8,14 +9,13 @@ engine can mix with its attention scores to choose the patches it injects.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from reason_iad.memory.calibration import Verdict
+from reason_iad.types import AnomalyEvidence
 
 REGIONS: tuple[str, ...] = (
     "top left", "top", "top right", "left", "center", "right", "bottom left", "bottom", "bottom right",
@@ -26,40 +26,6 @@ HIGHLIGHT_COLOUR = (255, 32, 32)
 HIGHLIGHT_OPACITY = 0.6  # from calibrated value HIGHLIGHT_FULL ("anomalous") up
 HIGHLIGHT_FROM, HIGHLIGHT_FULL = 0.25, 0.75  # the tint ramps up between these calibrated values
 PEAK_LEVEL = 0.5  # the peak's region: pixels above halfway between the map's median and its peak
-
-
-@dataclass(frozen=True, eq=False)
-class AnomalyEvidence:
-    """What the visual memory saw in one image.
-
-    Attributes:
-        anomaly_map: float32 [H, W] in [0, 1] at the image's size, calibrated (0.5 suspicious, 1 anomalous).
-        raw_score: Uncalibrated image score (nearest-neighbour distance in feature space).
-        score: Calibrated image score in [0, 1].
-        verdict: "normal", "suspicious" or "anomalous".
-        region: Where the map peaks on a 3x3 grid ("top left", "top", ..., "center", ..., "bottom right").
-        box: (x0, y0, x1, y1) pixel box of the peak's region (x1, y1 exclusive).
-        region_mask: bool [H, W], the connected blob around the map's peak (the box is its bounding box).
-        dataset: Dataset of the memory bank used.
-        category: Category of the memory bank used.
-        backbone: Feature extractor name.
-    """
-
-    anomaly_map: np.ndarray
-    raw_score: float
-    score: float
-    verdict: Verdict
-    region: str
-    box: tuple[int, int, int, int]
-    region_mask: np.ndarray
-    dataset: str
-    category: str
-    backbone: str
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        """(width, height) of the inspected image."""
-        return int(self.anomaly_map.shape[1]), int(self.anomaly_map.shape[0])
 
 
 def region_name(x: float, y: float, width: int, height: int) -> str:
