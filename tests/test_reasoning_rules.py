@@ -155,7 +155,14 @@ _FACTORIES = {"tensor", "zeros", "ones", "full", "arange", "randn", "rand", "emp
 _CPU_BY_DESIGN = {
     ("reason_iad/backends/families.py", "pixel_boxes"),  # pixel geometry metadata; moved where it is mixed
     ("reason_iad/reasoning/update.py", "antithetic_noise"),  # seeded CPU draws, moved to the device at once
-    ("reason_iad/reasoning/patches.py", "attention_grid"),
+    ("reason_iad/reasoning/patches.py", "attention_grid"),  # reads the CPU copy made for the studio's map
+    # the visual memory keeps its banks on the CPU (LanceDB rows); search copies move with an explicit .to()
+    ("reason_iad/memory/backbone.py", "patch_features"),  # documented: features returned on the CPU
+    ("reason_iad/memory/bank.py", "extract_patches"),  # empty CPU bank
+    ("reason_iad/memory/bank.py", "select_coreset"),  # indices into a CPU bank
+    ("reason_iad/memory/coreset.py", "project"),  # seeded CPU projection, moved to the features' device
+    ("reason_iad/memory/coreset.py", "greedy_coreset"),  # chosen indices, read back with .numpy()
+    ("reason_iad/memory/scoring.py", "gaussian_kernel"),  # moved to the map's device by gaussian_blur
 }
 
 
@@ -171,10 +178,10 @@ def _factory_calls_without_device(path: Path):
 
 
 def test_every_tensor_the_engine_and_backends_make_names_its_device():
-    """Rule: no tensor is silently created on the CPU in reasoning/ or backends/ (a CUDA device mismatch)."""
+    """Rule: no tensor is silently created on the CPU in reasoning/, backends/, memory/ (a CUDA device mismatch)."""
     root = Path(__file__).resolve().parent.parent
     offenders = []
-    for folder in ("reason_iad/reasoning", "reason_iad/backends"):
+    for folder in ("reason_iad/reasoning", "reason_iad/backends", "reason_iad/memory"):
         for path in sorted((root / folder).glob("*.py")):
             relative = str(path.relative_to(root))
             if path.name in ("tiny.py", "command.py", "report.py"):  # model building and CLI output, not the loop
