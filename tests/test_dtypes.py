@@ -20,8 +20,8 @@ VARIANTS = {"bf16": {"dtype": "bfloat16"}, "4bit": {"quantization": "4bit"}}
 
 @pytest.fixture(scope="module")
 def memory_and_images(tmp_path_factory):
+    from reason_iad.config import MemoryConfig
     from reason_iad.memory import open_memory
-    from reason_iad.memory.config import MemoryConfig
     from reason_iad.synth import render_sample
 
     root = tmp_path_factory.mktemp("dtypes")

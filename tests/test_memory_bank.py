@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from reason_iad.config import MemoryConfig
 from reason_iad.errors import UserError
 from reason_iad.memory.backbone import EfficientNetLiteBackbone
-from reason_iad.memory.config import MemoryConfig
 from reason_iad.memory.detector import VisualMemory, exemplar_id
 
 CONFIG = MemoryConfig(image_size=64, views_per_exemplar=2, coreset_min_patches=100, coreset_ratio=0.5)

@@ -3,10 +3,10 @@
 import pytest
 
 from reason_iad.bench.memory_bench import run_memory_bench
+from reason_iad.bench.memory_quality import evaluate_procedural
 from reason_iad.cli import main
+from reason_iad.config import MemoryConfig
 from reason_iad.memory.backbone import EfficientNetLiteBackbone
-from reason_iad.memory.config import MemoryConfig
-from reason_iad.memory.quality import evaluate_procedural
 
 
 def test_memory_bench_reports_every_figure():

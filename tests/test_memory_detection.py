@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from reason_iad.config import MemoryConfig
 from reason_iad.memory.backbone import EfficientNetLiteBackbone
-from reason_iad.memory.config import MemoryConfig
 from reason_iad.memory.detector import VisualMemory
 from reason_iad.memory.evidence import draw_evidence, evidence_text, token_prior
 from reason_iad.synth import render_sample, sample_rng

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from reason_iad.bench.memory_quality import auroc
 from reason_iad.memory.coreset import greedy_coreset, project
-from reason_iad.memory.quality import auroc
 from reason_iad.memory.scoring import gaussian_blur, image_score, nearest_distances, raw_anomaly
 
 

@@ -47,8 +47,8 @@ def test_plain_mode_uses_no_knowledge(pipeline):
 
 
 def test_visual_memory_evidence_is_streamed_shown_to_the_model_and_summarised(pipeline, tmp_path):
+    from reason_iad.config import MemoryConfig
     from reason_iad.memory import AnomalyEvidence, open_memory
-    from reason_iad.memory.config import MemoryConfig
     from reason_iad.synth import render_sample
 
     memory = open_memory(tmp_path / "memory", MemoryConfig(enabled=True))

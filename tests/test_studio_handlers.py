@@ -179,10 +179,10 @@ def test_import_export_and_version_view_from_the_studio(handlers, tmp_path):
 
 def test_exemplar_panel_adds_and_removes_from_templates_and_memory_bank(handlers, tmp_path):
     from demo.knowledge_panels import ExemplarHandlers
+    from reason_iad.config import MemoryConfig
     from reason_iad.knowledge.embedders import ThumbnailEmbedder
     from reason_iad.knowledge.exemplars import ExemplarStore
     from reason_iad.memory import open_memory
-    from reason_iad.memory.config import MemoryConfig
     from reason_iad.synth import render_sample
 
     handlers.pipeline.exemplars = ExemplarStore(tmp_path / "db", ThumbnailEmbedder())

@@ -120,8 +120,9 @@ def run_memory(args) -> int:
     """Handler of `bench memory`."""
     import torch
 
+    from reason_iad.bench import memory_quality as quality
     from reason_iad.bench.memory_bench import run_memory_bench
-    from reason_iad.memory import MemoryConfig, load_backbone, quality
+    from reason_iad.memory import MemoryConfig, load_backbone
 
     torch.set_num_threads(args.threads)
     try:

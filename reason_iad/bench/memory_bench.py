@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from reason_iad.bench.timing import median_ms
+from reason_iad.config import MemoryConfig
 from reason_iad.memory.backbone import Backbone
 from reason_iad.memory.bank import exemplar_views
-from reason_iad.memory.config import MemoryConfig
 from reason_iad.memory.detector import VisualMemory
 from reason_iad.memory.scoring import nearest_distances
 from reason_iad.memory.store import MemoryStore

@@ -153,7 +153,7 @@ def make_embedder(spec: str) -> Embedder:
 def tiny_clip_embedder() -> OpenClipEmbedder:
     """The shipped tiny open_clip retriever (`reason_iad/assets/clip/`), registered and loaded offline."""
     from reason_iad.backends.embedded import CLIP_DIR
-    from reason_iad.training.clip import CONFIG_FILE, WEIGHTS_FILE, register_config
+    from reason_iad.knowledge.tiny_clip import CONFIG_FILE, WEIGHTS_FILE, register_config
 
     weights = CLIP_DIR / WEIGHTS_FILE
     if not weights.is_file():

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reason_iad.config import MemoryConfig
 from reason_iad.memory.calibration import Calibration, Verdict, fit_calibration
-from reason_iad.memory.config import MemoryConfig
 from reason_iad.memory.evidence import (
     EVIDENCE_MODES,
     REGIONS,

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from reason_iad.config import MemoryConfig
 from reason_iad.memory.backbone import Backbone
-from reason_iad.memory.config import MemoryConfig
 from reason_iad.memory.coreset import greedy_coreset, project
 from reason_iad.memory.scoring import patch_grid_distances, raw_anomaly
 

@@ -20,12 +20,12 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from reason_iad.config import MemoryConfig
 from reason_iad.errors import UserError
 from reason_iad.images import load_image, png_bytes
 from reason_iad.memory import bank as banks
 from reason_iad.memory.backbone import Backbone, load_backbone
 from reason_iad.memory.calibration import Calibration, fit_calibration
-from reason_iad.memory.config import MemoryConfig
 from reason_iad.memory.evidence import AnomalyEvidence, locate_peak
 from reason_iad.memory.scoring import RawAnomaly, patch_grid_distances, raw_anomaly
 from reason_iad.memory.store import CalibrationRecord, ExemplarRecord, MemoryStore, now

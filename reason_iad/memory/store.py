@@ -24,7 +24,8 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 
-from reason_iad.filters import all_of, any_of, equal_to
+from reason_iad.filters import all_of, equal_to, one_of
+from reason_iad.lance_tables import is_object_store
 
 EXEMPLAR_TABLE = "memory_exemplars"
 VECTOR_INDEX = "vector_idx"
@@ -82,7 +83,7 @@ def category_filter(dataset: str, category: str):
 
 def ids_filter(dataset: str, category: str, ids: Sequence[str]):
     """Rows of one category whose exemplar id is one of `ids` (a safe expression; `ids` must not be empty)."""
-    return category_filter(dataset, category) & any_of(equal_to("exemplar_id", value) for value in ids)
+    return category_filter(dataset, category) & one_of("exemplar_id", ids)
 
 
 def table_key(backbone_name: str) -> str:
@@ -241,7 +242,9 @@ class MemoryStore:
         return np.sqrt(np.maximum(distances, 0.0))
 
     def size_bytes(self) -> int:
-        """Bytes on disk of the patch table (all versions kept)."""
+        """Bytes on disk of the patch table (all versions kept; on object storage, the latest version's bytes)."""
+        if is_object_store(self.uri):
+            return int(self.patches.stats()["total_bytes"])
         root = Path(self.uri) / f"{self.patches.name}.lance"
         return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) if root.exists() else 0
 

@@ -19,18 +19,10 @@ import numpy as np
 import torch
 
 from reason_iad.knowledge.seed import load_seed_file
+from reason_iad.knowledge.tiny_clip import CLIP_CONFIG, CONFIG_FILE, WEIGHTS_FILE, register_config
 from reason_iad.synth.catalog import CATEGORIES, NORMAL
 from reason_iad.synth.render import render_sample, sample_rng
 from reason_iad.synth.writer import KNOWLEDGE_FILE
-
-CLIP_NAME = "tiny-clip-synthiad"
-CLIP_CONFIG = {
-    "embed_dim": 128,
-    "vision_cfg": {"image_size": 96, "layers": 4, "width": 128, "head_width": 32, "patch_size": 16},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 4},
-}
-CONFIG_FILE = "open_clip_config.json"
-WEIGHTS_FILE = "open_clip_model.safetensors"
 
 
 @dataclass(frozen=True)
@@ -48,23 +40,6 @@ class ClipSettings:
     image_size: int = 224
     max_steps: int = 0
     crops_per_image: int = 1  # focus crops added per training image (besides the whole image)
-
-
-def register_config(config_file: Path | None = None) -> str:
-    """Register the tiny config with open_clip (from a saved config file, else the built-in one); returns its name.
-
-    open_clip names a config after its file, so the text is written to `<tmp>/reason-iad-clip/<name>.json`.
-    """
-    import tempfile
-
-    import open_clip
-
-    text = Path(config_file).read_text(encoding="utf-8") if config_file else json.dumps(CLIP_CONFIG, indent=2)
-    target = Path(tempfile.gettempdir()) / "reason-iad-clip" / f"{CLIP_NAME}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
-    open_clip.add_model_config(target)
-    return CLIP_NAME
 
 
 def knowledge_bodies() -> tuple[list[str], dict[tuple[str, str], int]]:

@@ -19,9 +19,9 @@ import numpy as np
 from PIL import Image
 from scipy.stats import rankdata
 
+from reason_iad.config import MemoryConfig
 from reason_iad.errors import UserError
 from reason_iad.memory.backbone import Backbone
-from reason_iad.memory.config import MemoryConfig
 from reason_iad.memory.detector import VisualMemory
 from reason_iad.synth import CATEGORIES, DATASET, render_sample, sample_rng
 
