@@ -23,6 +23,7 @@ from PIL import Image
 from reason_iad.errors import UserError
 from reason_iad.filters import equal_to
 from reason_iad.images import load_image, png_bytes
+from reason_iad.lance_tables import open_table_or_none
 from reason_iad.mmad import ANOMALY_QUESTION, MMADQuestion, MMADRecord, dump_mmad
 from reason_iad.synth.shapes import REGIONS, region_of
 
@@ -82,9 +83,10 @@ class AnnotationStore:
     def __init__(self, uri: str | Path) -> None:
         db = lancedb.connect(str(uri))
         with _LOCK:
-            if ANNOTATION_TABLE not in db.list_tables().tables:
-                db.create_table(ANNOTATION_TABLE, schema=AnnotationRow, exist_ok=True)
-        self.table = db.open_table(ANNOTATION_TABLE)
+            table = open_table_or_none(db, ANNOTATION_TABLE)  # absent, or its creation was cut off
+            if table is None:
+                table = db.create_table(ANNOTATION_TABLE, schema=AnnotationRow, exist_ok=True)
+        self.table = table
 
     def add(self, image, label: str, dataset: str, category: str, author: str, defect: str = "", note: str = "",
             mask=None, model_answer: str = "", corrected_answer: str = "") -> str:  # fmt: skip
@@ -173,14 +175,18 @@ def export_mmad(annotations: list[Annotation], out_dir: str | Path, force: bool 
         raise UserError(f"{out} is not empty; choose another folder or allow overwriting")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    previous = staging.with_name(f"{staging.name}-previous")  # the export being replaced, kept until the swap
     try:
         _write_dataset(annotations, staging)
-        if out.exists():
-            shutil.rmtree(out)
+        if out.exists():  # swap by renames: a crash in between leaves the previous export beside, never lost
+            out.rename(previous)
         staging.rename(out)
     except BaseException:
+        if previous.exists() and not out.exists():
+            previous.rename(out)
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    shutil.rmtree(previous, ignore_errors=True)
     return len(annotations)
 
 

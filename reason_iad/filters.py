@@ -14,6 +14,15 @@ def equal_to(field: str, value: str):
     return col(field) == lit(value)
 
 
+def one_of(field: str, values: Iterable[str]):
+    """`field IN (values...)`, each value a quoted literal; one flat list, so any number of values is safe.
+
+    (A chain of `any_of(equal_to(...))` nests one level per value, and LanceDB overflows its stack on a
+    thousand or more of them: the process dies.)
+    """
+    return col(field).isin([lit(value) for value in values])
+
+
 def all_of(terms: Iterable):
     """The conjunction of the terms, or None when there are none (no filter)."""
     terms = list(terms)

@@ -5,6 +5,8 @@ import sys
 import textwrap
 import threading
 
+import pytest
+
 from knowledge_helpers import SEED, entry, make_store
 
 WRITER = textwrap.dedent(
@@ -56,3 +58,55 @@ def test_two_processes_do_not_lose_updates(tmp_path):
     assert store.get("test/wood/scratch").entry.text.startswith("edited by p")
     authors = [c.author for c in store.changes() if c.action in ("add", "update")]
     assert authors.count("p1") == authors.count("p2") == 16
+
+
+def _two_replicas(tmp_path):
+    """Two stores on one folder that do not share the in-process write lock (as two processes would not)."""
+    (tmp_path / "alias").symlink_to(tmp_path / "kb")
+    return make_store(tmp_path / "kb"), make_store(tmp_path / "alias")
+
+
+def _race_before_commit(monkeypatch, store, other_write, times=1):
+    """Make `other_write()` happen after `store` has read an entry and before it commits (the first `times`)."""
+    rows, calls = store.rows, []
+
+    def rows_while_another_replica_writes(entries, created_at):
+        if len(calls) < times:
+            other_write(len(calls))
+        calls.append(1)
+        return rows(entries, created_at)
+
+    monkeypatch.setattr(store, "rows", rows_while_another_replica_writes)
+    return calls
+
+
+def test_an_edit_raced_by_another_replica_is_reapplied_on_the_new_entry(tmp_path, monkeypatch):
+    a, b = _two_replicas(tmp_path)
+    calls = _race_before_commit(monkeypatch, a, lambda _: b.update("test/wood/scratch", "b", text="Edited by b."))
+    a.update("test/wood/scratch", author="a", title="Titled by a")
+    final = make_store(tmp_path / "kb").get("test/wood/scratch").entry
+    assert (final.text, final.title) == ("Edited by b.", "Titled by a")  # b's edit was not overwritten
+    assert len(calls) == 2  # the stale attempt was detected and done again on the new entry
+    assert [(c.author, c.action) for c in a.changes()][-2:] == [("b", "update"), ("a", "update")]
+
+
+def test_an_edit_raced_every_time_is_refused_clearly_and_not_recorded(tmp_path, monkeypatch):
+    from reason_iad.errors import UserError
+    from reason_iad.knowledge.store import WRITE_ATTEMPTS
+
+    a, b = _two_replicas(tmp_path)
+    _race_before_commit(monkeypatch, a, lambda n: b.update("test/wood/scratch", "b", text=f"b {n}."), times=99)
+    with pytest.raises(UserError, match="changed by another writer"):
+        a.update("test/wood/scratch", author="a", title="Never stored")
+    assert a.get("test/wood/scratch").entry.title != "Never stored"
+    assert [c.author for c in a.changes() if c.action == "update"] == ["b"] * WRITE_ATTEMPTS
+
+
+def test_an_edit_of_an_entry_deleted_meanwhile_is_refused_and_does_not_bring_it_back(tmp_path, monkeypatch):
+    from reason_iad.errors import UserError
+
+    a, b = _two_replicas(tmp_path)
+    _race_before_commit(monkeypatch, a, lambda _: b.delete(["test/wood/scratch"], "b"), times=1)
+    with pytest.raises(UserError, match="deleted meanwhile"):
+        a.update("test/wood/scratch", author="a", title="Resurrected")
+    assert "test/wood/scratch" not in {s.entry.id for s in make_store(tmp_path / "kb").list()}

@@ -135,3 +135,15 @@ def test_reembed_switches_embedders_keeps_entries_and_refuses_cross_schema_resto
         switched.restore(before, author="ana")
     with pytest.raises(UserError, match="re-embed"):
         make_store(tmp_path / "kb")  # the old embedders no longer match
+
+
+def test_thousands_of_ids_in_one_lookup_or_delete_are_one_flat_filter(store):
+    # a chain of 1000+ OR terms overflows LanceDB's stack and kills the process (a large import did)
+    many = [entry("bulk", f"d{i}", "Bulk.") for i in range(1500)]
+    store.add(many, author="ana")
+    tricky = "test/bulk/x' or '1'='1"
+    assert len(store.get_many([e.id for e in many] + [tricky])) == 1500
+    with pytest.raises(UserError, match="and 1490 more; edit them instead"):
+        store.add(many, author="ana")  # refused, and the message stays short
+    store.delete([e.id for e in many[:1200]], author="ana")
+    assert store.count() == len(SEED) + 300

@@ -205,7 +205,9 @@ def _reembed(args) -> int:
     uri = args.db or default_db_uri()
     import lancedb
 
-    if KNOWLEDGE_TABLE not in lancedb.connect(uri).list_tables().tables:
+    from reason_iad.lance_tables import has_table
+
+    if not has_table(lancedb.connect(uri), KNOWLEDGE_TABLE):
         raise UserError(f"no knowledge base at {uri}")
     config = store_config(args)
     image = make_embedder(config.image_embedder) if config.image_embedder else None

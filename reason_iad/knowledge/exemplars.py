@@ -22,6 +22,7 @@ from reason_iad.errors import UserError
 from reason_iad.filters import all_of, equal_to
 from reason_iad.images import load_image, png_bytes
 from reason_iad.knowledge.embedders import Embedder
+from reason_iad.lance_tables import open_table_or_none
 
 EXEMPLAR_TABLE = "exemplars"
 _LOCK = threading.RLock()
@@ -53,9 +54,10 @@ class ExemplarStore:
         self.embedder = embedder
         db = lancedb.connect(str(uri))
         with _LOCK:
-            if EXEMPLAR_TABLE not in db.list_tables().tables:
-                db.create_table(EXEMPLAR_TABLE, schema=_model(embedder.dim), exist_ok=True)
-        self.table = db.open_table(EXEMPLAR_TABLE)
+            table = open_table_or_none(db, EXEMPLAR_TABLE)  # absent, or its creation was cut off
+            if table is None:
+                table = db.create_table(EXEMPLAR_TABLE, schema=_model(embedder.dim), exist_ok=True)
+        self.table = table
         dim = self.table.schema.field("vector").type.list_size
         if dim != embedder.dim:
             raise UserError(f"exemplars were embedded with {dim}-d vectors; {embedder.name} gives {embedder.dim}")

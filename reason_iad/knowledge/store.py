@@ -1,9 +1,10 @@
 """The knowledge base: an embedded LanceDB database of validated entries, versioned, restorable and safe.
 
 `KnowledgeStore(uri, text_embedder, image_embedder)` opens (or creates and seeds) the database at `uri` — a
-local folder or an object-store URI such as `s3://bucket/prefix` (LanceDB handles both; only local paths are
-tested here). Every write is validated first (nothing is written on bad input), serialised within the process,
-retried on commit conflicts with other processes, and recorded in a history table with its author and summary.
+local folder or an object-store URI such as `s3://bucket/prefix` (tests run both, S3 against a local server).
+Every write is validated first (nothing is written on bad input), serialised within the process, retried on
+commit conflicts with other processes (an edit is a compare-and-swap, so replicas never overwrite each other's
+edits unseen), and recorded in a history table with its author and summary.
 Filters are built with `lancedb.expr`, never from strings, so no input can widen a query or a delete.
 """
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import random
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lancedb
+from lancedb.util import value_to_sql
 
 from reason_iad.errors import UserError
-from reason_iad.filters import all_of, any_of, equal_to
+from reason_iad.filters import all_of, equal_to, one_of
 from reason_iad.knowledge.embedders import Embedder
 from reason_iad.knowledge.entry import KnowledgeEntry, make_entry
 from reason_iad.knowledge.schema import (
@@ -33,10 +37,12 @@ from reason_iad.knowledge.schema import (
     MetaRow,
     knowledge_model,
 )
+from reason_iad.lance_tables import open_table_or_none
 
 _LOCKS: dict[str, threading.RLock] = {}
 _LOCKS_GUARD = threading.Lock()
 WRITE_ATTEMPTS = 6
+_STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(\+00:00|Z)?")
 
 
 @dataclass(frozen=True)
@@ -75,8 +81,8 @@ def stored_entry(row: dict) -> StoredEntry:
 
 
 def id_filter(ids: Sequence[str]):
-    """A safe `id IN (...)` expression built from literals (never SQL text)."""
-    return any_of(equal_to("id", value) for value in ids)
+    """A safe `id IN (...)` expression built from literals (never SQL text); flat, for any number of ids."""
+    return one_of("id", ids)
 
 
 def embedder_meta(text_embedder: Embedder, image_embedder: Embedder | None) -> dict[str, str]:
@@ -126,35 +132,51 @@ class KnowledgeStore:
         self._lock = _lock_for(self.uri)
         self.db = lancedb.connect(self.uri)
         with self._lock:
-            if KNOWLEDGE_TABLE not in self.db.list_tables().tables:
-                self._create(seed)
-        self.table = self.db.open_table(KNOWLEDGE_TABLE)
-        self.history = self.db.open_table(HISTORY_TABLE)
-        self.meta = self.db.open_table(META_TABLE)
+            self.history = self.db.create_table(HISTORY_TABLE, schema=HistoryRow, exist_ok=True)
+            table = open_table_or_none(self.db, KNOWLEDGE_TABLE)
+            self.table = self._create(seed) if table is None else table
+            if open_table_or_none(self.db, META_TABLE) is None:  # a creation interrupted before its record
+                write_meta(self.db, self.text_embedder, self.image_embedder)
+            self.meta = self.db.open_table(META_TABLE)
+            self._finish_setup()
         self._check_embedders()
 
     # ------------------------------------------------------------------ creation
-    def _create(self, seed: Sequence[KnowledgeEntry]) -> None:
+    def _create(self, seed: Sequence[KnowledgeEntry]):
+        """The knowledge table, created with its seed in one commit (its existence marks a complete setup)."""
         image_dim = self.image_embedder.dim if self.image_embedder else None
         model = knowledge_model(self.text_embedder.dim, image_dim)
-        table = self.db.create_table(KNOWLEDGE_TABLE, schema=model, exist_ok=True)
-        self.db.create_table(HISTORY_TABLE, schema=HistoryRow, exist_ok=True)
+        rows = self.rows(seed, created_at={}) if seed else None
         write_meta(self.db, self.text_embedder, self.image_embedder)
-        if seed:
-            table.add(self.rows(seed, created_at={}))
-            self.db.open_table(HISTORY_TABLE).add([HistoryRow(
-                version=table.version, timestamp=_now(), author="seed", action="seed",
-                summary=f"seeded {len(seed)} entries from the project's knowledge files", ids=json.dumps([]),
+        try:
+            return self.db.create_table(KNOWLEDGE_TABLE, data=rows, schema=model)
+        except (ValueError, OSError, RuntimeError):  # another replica created it first
+            table = open_table_or_none(self.db, KNOWLEDGE_TABLE)
+            if table is None:
+                raise
+            return table
+
+    def _finish_setup(self) -> None:
+        """Record the seed and build the search indexes when a first run stopped before doing so."""
+        first = self.table.list_versions()[0] if not self.history.count_rows() else None
+        if first is not None and int(first["metadata"].get("total_rows", 0)):
+            self.history.add([HistoryRow(
+                version=first["version"], timestamp=_now(), author="seed", action="seed",
+                summary=f"seeded {first['metadata']['total_rows']} entries from the project's knowledge files",
+                ids=json.dumps([]),
             )])  # fmt: skip
-        create_search_indexes(table)
+        indexed = {column for index in self.table.list_indices() for column in index.columns}
+        if not {"body", "dataset", "category"} <= indexed:
+            create_search_indexes(self.table)
 
     def _check_embedders(self) -> None:
         stored = {row["key"]: row["value"] for row in self.meta.search().to_list()}
         wanted = embedder_meta(self.text_embedder, self.image_embedder)
         if stored != wanted:
             raise UserError(
-                f"the knowledge base at {self.uri} was embedded with {stored}, not {wanted}; "
-                "re-embed it (`reason-iad kb reembed`) or use the same embedders"
+                f"the knowledge base at {self.uri} was embedded with {_described(stored)}, not {_described(wanted)}; "
+                "open it with the embedders it records (`reason-iad kb` does unless --text-embedder or "
+                "--image-embedder is given), or re-embed it on purpose: `reason-iad kb reembed --image-embedder ...`"
             )
 
     # ------------------------------------------------------------------ rows
@@ -251,10 +273,12 @@ class KnowledgeStore:
                 try:
                     apply(self.table)
                     break
+                except UserError:
+                    raise
                 except (RuntimeError, OSError, ValueError) as err:
                     if "conflict" not in str(err).lower() or attempt == WRITE_ATTEMPTS - 1:
                         raise UserError(f"could not write the knowledge base ({err}); nothing was changed") from err
-                    time.sleep(0.05 * (2**attempt))
+                    time.sleep(0.05 * (2**attempt) * random.uniform(0.5, 1.5))  # jitter: replicas fall out of step
             version = self.table.version
             self.history.add([HistoryRow(version=version, timestamp=_now(), author=author, action=action,
                                          summary=summary, ids=json.dumps(list(ids)))])  # fmt: skip
@@ -266,7 +290,7 @@ class KnowledgeStore:
         ids = _unique_ids(entries)
         existing = self.get_many(ids)
         if existing:
-            raise UserError(f"ids already exist: {sorted(existing)}; edit them instead")
+            raise UserError(f"ids already exist: {_listed(sorted(existing))}; edit them instead")
         rows = self.rows(entries, created_at={})
         return self.write(author, "add", summary or f"added {', '.join(ids)}", ids, lambda t: t.add(rows))
 
@@ -275,11 +299,22 @@ class KnowledgeStore:
         if "id" in changes:
             raise UserError("the id of an entry cannot change; add a new entry and delete the old one")
         current = self.get(entry_id).entry
-        updated = make_entry(**(current.model_dump() | changes))
-        if updated == current:
+        if make_entry(**(current.model_dump() | changes)) == current:
             return self.version
         what = summary or f"edited {entry_id} ({', '.join(sorted(changes))})"
-        return self.upsert([updated], author, what, action="update")
+        return self.write(author, "update", what, [entry_id], lambda t: self._apply_update(t, entry_id, changes))
+
+    def _apply_update(self, table, entry_id: str, changes: dict[str, str]) -> None:
+        """Apply `changes` to the entry as it is now, by compare-and-swap on `updated_at` (an edit meanwhile: retry)."""
+        rows = table.search().where(id_filter([entry_id])).limit(2).to_list()
+        if not rows:
+            raise UserError(f"no knowledge entry with id {entry_id!r} (it was deleted meanwhile)")
+        stored = stored_entry(rows[0])
+        updated = make_entry(**(stored.entry.model_dump() | changes))
+        new_rows = self.rows([updated], created_at={entry_id: stored.created_at})
+        merge = table.merge_insert("id").when_matched_update_all(where=_unchanged_since(stored.updated_at))
+        if merge.execute(new_rows).num_updated_rows != 1:
+            raise RuntimeError(f"commit conflict: {entry_id} was changed by another writer meanwhile")
 
     def upsert(self, entries: Sequence[KnowledgeEntry], author: str, summary: str = "", action: str = "upsert") -> int:
         """Insert new and replace existing entries by id in one version (creation times kept)."""
@@ -297,7 +332,7 @@ class KnowledgeStore:
         ids = list(dict.fromkeys(ids))
         missing = sorted(set(ids) - set(self.get_many(ids)))
         if not ids or missing:
-            raise UserError(f"no knowledge entries with ids {missing}" if missing else "nothing to delete")
+            raise UserError(f"no knowledge entries with ids {_listed(missing)}" if missing else "nothing to delete")
         return self.write(author, "delete", summary or f"deleted {', '.join(ids)}", ids,
                           lambda t: t.delete(id_filter(ids)))  # fmt: skip
 
@@ -332,11 +367,30 @@ class KnowledgeStore:
         return {name: info["version"] for name, info in self.table.tags.list().items()}
 
 
+def _unchanged_since(updated_at: str) -> str:
+    """The merge condition `target.updated_at = <stamp>`; the stamp is one this module wrote, checked to be one."""
+    if not _STAMP.fullmatch(updated_at):
+        raise UserError(f"the stored entry has an unexpected timestamp {updated_at!r}; it cannot be edited safely")
+    return f"target.updated_at = {value_to_sql(updated_at)}"
+
+
+def _described(meta: dict[str, str]) -> str:
+    """`text embedder minilm and image embedder tiny_clip` (or `no image embedder`) from an embedder record."""
+    image = meta.get("image_embedder")
+    images = f"image embedder {image}" if image else "no image embedder"
+    return f"text embedder {meta.get('text_embedder') or '(none)'} and {images}"
+
+
+def _listed(ids: Sequence[str], limit: int = 10) -> str:
+    """At most `limit` ids for a message, and how many more there are."""
+    return ", ".join(ids[:limit]) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
+
+
 def _unique_ids(entries: Sequence[KnowledgeEntry]) -> list[str]:
     ids = [e.id for e in entries]
     if not ids:
         raise UserError("no entries given")
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
-        raise UserError(f"duplicate ids in one change: {duplicates}")
+        raise UserError(f"duplicate ids in one change: {_listed(duplicates)}")
     return ids
