@@ -53,7 +53,7 @@ def load_embedded(config: BackendConfig) -> TransformersBackend:
     `config.device` and `config.dtype` are honoured (`auto`: CUDA in bf16 when visible, else the CPU in fp32).
     Quantisation is not offered for a 6 M-parameter model and is refused.
     """
-    from reason_iad.backends.loading import resolve_device, resolve_dtype
+    from reason_iad.backends.devices import resolve_device, resolve_dtype
     from reason_iad.errors import UserError
 
     if config.quantization != "none":

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from reason_iad.backends import families
+from reason_iad.backends.devices import resolve_device, resolve_dtype
 from reason_iad.backends.transformers_backend import TransformersBackend
 from reason_iad.config import DEFAULT_MODEL, BackendConfig
 from reason_iad.errors import UserError
@@ -19,26 +20,6 @@ def hub_offline() -> bool:
     """True when the environment forbids hub access."""
     flags = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
     return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in flags)
-
-
-def resolve_device(device: str) -> str:
-    """`auto` -> `cuda` when a GPU is visible, else `cpu`; explicit CUDA without a GPU is refused."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {device!r} requested but no CUDA GPU is visible; use --device cpu")
-    return device
-
-
-def resolve_dtype(dtype: str, device: str):
-    """`auto` -> bfloat16 on a GPU, float32 on the CPU."""
-    import torch
-
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return getattr(torch, dtype)
 
 
 def _read_model_type(source: str, local_only: bool) -> str:
