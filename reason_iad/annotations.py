@@ -1,16 +1,13 @@
 """Annotations made in the studio: labelled images with optional defect masks, kept in LanceDB.
 
-They export as an MMAD-format dataset (images, masks, `mmad.json` with questions generated from the labels,
-normal images of a category as its one-shot templates) that the evaluation harness runs on.
+`questions_for` turns an annotation's labels into MMAD questions; `reason_iad.exports` writes the annotations as
+MMAD, MVTec AD or COCO datasets.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import io
-import itertools
-import shutil
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +21,7 @@ from reason_iad.errors import UserError
 from reason_iad.filters import equal_to
 from reason_iad.images import load_image, png_bytes
 from reason_iad.lance_tables import open_table_or_none
-from reason_iad.mmad import ANOMALY_QUESTION, MMADQuestion, MMADRecord, dump_mmad
+from reason_iad.mmad import ANOMALY_QUESTION, MMADQuestion
 from reason_iad.synth.shapes import REGIONS, region_of
 
 ANNOTATION_TABLE = "annotations"
@@ -164,51 +161,3 @@ def questions_for(annotation: Annotation, defects: list[str], categories: list[s
             questions.append(MMADQuestion(Question="Where is the defect located?", Options=options, Answer=answer,
                                           type="Defect Localization"))  # fmt: skip
     return questions
-
-
-def export_mmad(annotations: list[Annotation], out_dir: str | Path, force: bool = False) -> int:
-    """Write annotations as an MMAD-format dataset folder (atomically); returns the number of images."""
-    if not annotations:
-        raise UserError("there are no annotations to export")
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()) and not force:
-        raise UserError(f"{out} is not empty; choose another folder or allow overwriting")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    previous = staging.with_name(f"{staging.name}-previous")  # the export being replaced, kept until the swap
-    try:
-        _write_dataset(annotations, staging)
-        if out.exists():  # swap by renames: a crash in between leaves the previous export beside, never lost
-            out.rename(previous)
-        staging.rename(out)
-    except BaseException:
-        if previous.exists() and not out.exists():
-            previous.rename(out)
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    shutil.rmtree(previous, ignore_errors=True)
-    return len(annotations)
-
-
-def _write_dataset(annotations: list[Annotation], root: Path) -> None:
-    by_category = {k: list(g) for k, g in itertools.groupby(sorted(annotations, key=lambda a: a.category),
-                                                              key=lambda a: a.category)}  # fmt: skip
-    categories = sorted(by_category)
-    keys = [f"{a.dataset}/{a.category}/test/{'good' if a.label == 'normal' else a.defect}/{i:04d}.png"
-            for i, a in enumerate(annotations)]  # fmt: skip
-    records = {}
-    for index, (a, key) in enumerate(zip(annotations, keys, strict=True)):
-        folder = "good" if a.label == "normal" else a.defect
-        (root / key).parent.mkdir(parents=True, exist_ok=True)
-        a.image.save(root / key)
-        mask_path = ""
-        if a.mask is not None:
-            mask_path = f"{a.dataset}/{a.category}/ground_truth/{folder}/{index:04d}_mask.png"
-            (root / mask_path).parent.mkdir(parents=True, exist_ok=True)
-            a.mask.save(root / mask_path)
-        defects = sorted({x.defect for x in by_category[a.category] if x.label == "defective"})
-        templates = [k for k, b in zip(keys, annotations, strict=True)
-                     if b.category == a.category and b.label == "normal" and k != key]  # fmt: skip
-        records[key] = MMADRecord(conversation=questions_for(a, defects, categories, index), mask_path=mask_path,
-                                  random_templates=templates, similar_templates=templates)  # fmt: skip
-    dump_mmad(records, root / "mmad.json")

@@ -127,13 +127,14 @@ def memory_write(kind: str, uri: str):
 
 def annotation_write(kind: str, uri: str):
     """Set up an annotation write; the callable that does it."""
-    from reason_iad import annotations as module
+    from reason_iad import exports as module
+    from reason_iad.annotations import AnnotationStore
 
-    store = module.AnnotationStore(uri)
+    store = AnnotationStore(uri)
     if kind == "annotation-add":
         after(store.table, "add", "added")
         return lambda: [store.add(annotation_image(i), "normal", "Crash", "gear", author="crash") for i in range(50)]
-    after(module, "_write_dataset", "staged")
+    after(module, "_write_mmad", "staged")
     after(Path, "rename", "renamed")
     after(module.shutil, "rmtree", "removed")
     out = Path(sys.argv[4])

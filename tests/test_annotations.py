@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reason_iad.annotations import AnnotationStore, export_mmad
+from reason_iad.annotations import AnnotationStore
 from reason_iad.errors import UserError
+from reason_iad.exports import export_mmad
 from reason_iad.mmad import load_mmad
 
 

@@ -18,7 +18,8 @@ import pytest
 from crash_writer import IMPORT_SIZE, annotation_image, memory_texture, open_memory
 
 from knowledge_helpers import SEED, entry, make_store
-from reason_iad.annotations import AnnotationStore, export_mmad
+from reason_iad.annotations import AnnotationStore
+from reason_iad.exports import export_mmad
 from reason_iad.knowledge.schema import HISTORY_TABLE, KNOWLEDGE_TABLE
 from reason_iad.knowledge.search import search
 from reason_iad.knowledge.store import stored_entry

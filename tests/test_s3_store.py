@@ -14,8 +14,9 @@ import pytest
 from PIL import Image
 
 from knowledge_helpers import SEED, entry, make_store, solid
-from reason_iad.annotations import AnnotationStore, export_mmad
+from reason_iad.annotations import AnnotationStore
 from reason_iad.errors import UserError
+from reason_iad.exports import export_mmad
 from reason_iad.knowledge.search import retrieve, search, search_by_image
 from reason_iad.knowledge.transfer import export_domain_knowledge, export_jsonl, import_entries, read_import_file
 from reason_iad.mmad import load_mmad
