@@ -19,6 +19,14 @@ from reason_iad.reasoning.prompt import Question
 from reason_iad.types import AnomalySummary, Inspection, InspectionEvent, UsedKnowledge
 
 
+@dataclass(frozen=True)
+class ExemplarUpdate:
+    """What an exemplar change did: the template ids touched and the memory bank after it (None without memory)."""
+
+    ids: tuple[str, ...]
+    bank: object | None  # memory.BankInfo
+
+
 @dataclass
 class Pipeline:
     """A loaded model with its knowledge base and exemplars (either may be absent)."""
@@ -69,6 +77,32 @@ class Pipeline:
                                         rationale=neutral.rationale)  # fmt: skip
         config = with_model_defaults(dataclasses.replace(self.config, backend=backend, reasoning=reasoning))
         return dataclasses.replace(self, backend=load_backend(backend), config=config)
+
+    def add_exemplars(self, images: Sequence[Image.Image], dataset: str, category: str, author: str,
+                      note: str = "") -> ExemplarUpdate:  # fmt: skip
+        """Add normal exemplars: the one-shot templates and the visual memory's bank together, in one call.
+
+        The memory's record of each image is labelled with its template id, so removing it removes both.
+        """
+        if self.exemplars is None:
+            raise UserError("no exemplar store is loaded")
+        ids = tuple(self.exemplars.add(image, dataset, category, author, note) for image in images)
+        bank = None
+        if self.memory is not None:
+            bank = self.memory.add_exemplars(dataset, category, list(images), labels=list(ids))
+        return ExemplarUpdate(ids, bank)
+
+    def remove_exemplar(self, exemplar_id: str, dataset: str, category: str) -> ExemplarUpdate:
+        """Remove one normal exemplar from the templates and from the memory bank (which is rebuilt)."""
+        if self.exemplars is None:
+            raise UserError("no exemplar store is loaded")
+        self.exemplars.remove(exemplar_id)
+        bank, memory = None, self.memory
+        if memory is not None and (dataset, category) in memory.categories():
+            matching = [r.exemplar_id for r in memory.exemplars(dataset, category) if r.label == exemplar_id]
+            if matching:
+                bank = memory.remove_exemplars(dataset, category, matching)
+        return ExemplarUpdate((exemplar_id,), bank)
 
     def anomaly(self, image: Image.Image, category: str | None, dataset: str | None = None):
         """The visual memory's `AnomalyEvidence` for the image, or None without a memory bank for the category."""
