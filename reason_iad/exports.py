@@ -68,8 +68,9 @@ def _by_category(annotations: Sequence[Annotation]) -> dict[tuple[str, str], lis
     return {k: list(g) for k, g in itertools.groupby(ordered, key=lambda a: (a.dataset, a.category))}
 
 
-def export_mmad(annotations: Sequence[Annotation], out_dir: str | Path, templates: Templates | None = None,
-                force: bool = False) -> int:  # fmt: skip
+def export_mmad(
+    annotations: Sequence[Annotation], out_dir: str | Path, templates: Templates | None = None, force: bool = False
+) -> int:
     """Write annotations as an MMAD-format dataset; returns the number of query images."""
     annotations = _checked(annotations)
     _staged(out_dir, force, lambda root: _write_mmad(annotations, templates or {}, root))
@@ -96,13 +97,18 @@ def _write_mmad(annotations: list[Annotation], templates: Templates, root: Path)
                 mask_path = f"{base}/ground_truth/{a.defect}/{index:04d}_mask.png"
                 _save(a.mask, root / mask_path)
             listed = train or [k for k in normal_keys if k != key]  # no exemplars: the other normal images
-            records[key] = MMADRecord(conversation=questions_for(a, defects, categories, index), mask_path=mask_path,
-                                      similar_templates=listed, random_templates=listed)  # fmt: skip
+            records[key] = MMADRecord(
+                conversation=questions_for(a, defects, categories, index),
+                mask_path=mask_path,
+                similar_templates=listed,
+                random_templates=listed,
+            )
     dump_mmad(records, root / "mmad.json")
 
 
-def export_mvtec(annotations: Sequence[Annotation], out_dir: str | Path, templates: Templates | None = None,
-                 force: bool = False) -> int:  # fmt: skip
+def export_mvtec(
+    annotations: Sequence[Annotation], out_dir: str | Path, templates: Templates | None = None, force: bool = False
+) -> int:
     """Write annotations in MVTec AD's folder layout (one folder per category); returns the number of images."""
     annotations = _checked(annotations)
     _staged(out_dir, force, lambda root: _write_mvtec(annotations, templates or {}, root))
@@ -135,8 +141,9 @@ def rle_encode(mask: np.ndarray) -> dict:
     return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": [int(c) for c in counts]}
 
 
-def export_coco(annotations: Sequence[Annotation], out_dir: str | Path, templates: Templates | None = None,
-                force: bool = False) -> int:  # fmt: skip
+def export_coco(
+    annotations: Sequence[Annotation], out_dir: str | Path, templates: Templates | None = None, force: bool = False
+) -> int:
     """Write COCO instance-segmentation JSON (one instance per defect mask) and the images; returns the images."""
     annotations = _checked(annotations)
     _staged(out_dir, force, lambda root: _write_coco(annotations, root))
@@ -151,21 +158,39 @@ def _write_coco(annotations: list[Annotation], root: Path) -> None:
         name = f"{index:05d}.png"
         _save(a.image, root / "images" / name)
         width, height = a.image.size
-        images.append({"id": index, "file_name": f"images/{name}", "width": width, "height": height,
-                       "dataset": a.dataset, "category": a.category, "label": a.label})  # fmt: skip
+        images.append(
+            {
+                "id": index,
+                "file_name": f"images/{name}",
+                "width": width,
+                "height": height,
+                "dataset": a.dataset,
+                "category": a.category,
+                "label": a.label,
+            }
+        )
         if a.mask is None:
             continue
         mask = np.asarray(a.mask) > 0
         ys, xs = np.nonzero(mask)
         bbox = [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
-        instances.append({"id": len(instances) + 1, "image_id": index, "category_id": category_ids[a.defect],
-                          "segmentation": rle_encode(mask), "area": int(mask.sum()), "bbox": bbox,
-                          "iscrowd": 1})  # fmt: skip
+        instances.append(
+            {
+                "id": len(instances) + 1,
+                "image_id": index,
+                "category_id": category_ids[a.defect],
+                "segmentation": rle_encode(mask),
+                "area": int(mask.sum()),
+                "bbox": bbox,
+                "iscrowd": 1,
+            }
+        )
     payload = {
         "info": {"description": "Reason-IAD Studio annotations", "version": "1"},
-        "images": images, "annotations": instances,
+        "images": images,
+        "annotations": instances,
         "categories": [{"id": i, "name": d, "supercategory": "defect"} for d, i in category_ids.items()],
-    }  # fmt: skip
+    }
     (root / "annotations.json").write_text(json.dumps(payload), encoding="utf-8")
 
 
@@ -193,8 +218,13 @@ EXPORT_FORMATS: dict[str, ExportFormat] = {
 }
 
 
-def export_annotations(fmt: str, annotations: Sequence[Annotation], out_dir: str | Path,
-                       templates: Templates | None = None, force: bool = False) -> int:  # fmt: skip
+def export_annotations(
+    fmt: str,
+    annotations: Sequence[Annotation],
+    out_dir: str | Path,
+    templates: Templates | None = None,
+    force: bool = False,
+) -> int:
     """Export in the named format (see `EXPORT_FORMATS`); an unknown name is refused."""
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")

@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image
 
 from reason_iad.config import AppConfig, BackendConfig, ReasoningConfig, with_model_defaults
@@ -206,8 +207,9 @@ def apply_evidence(image: Image.Image, evidence, mode: str):
         return image, "", None, None
     from reason_iad.memory import draw_evidence, evidence_text, token_prior
 
+    row, col = np.unravel_index(int(np.argmax(evidence.anomaly_map)), evidence.anomaly_map.shape)
     summary = AnomalySummary(evidence.score, evidence.raw_score, evidence.verdict, evidence.region,
-                             tuple(int(v) for v in evidence.box), mode)  # fmt: skip
+                             tuple(int(v) for v in evidence.box), mode, (int(col), int(row)))  # fmt: skip
     query = draw_evidence(image, evidence, mode) if mode in ("highlight", "contour", "box") else image
     line = evidence_text(evidence) if mode == "text" else ""
     return query, line, (lambda boxes: token_prior(evidence, boxes)), summary

@@ -59,6 +59,7 @@ class AnomalySummary:
     region: str
     box: tuple[int, int, int, int]
     shown_as: str  # how the evidence reached the model: none | highlight | contour | box | text
+    peak: tuple[int, int] | None = None  # (x, y) pixel of the anomaly map's maximum
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,10 @@ class Evidence:
         return cls(
             knowledge=tuple(UsedKnowledge(**k) for k in data.get("knowledge", ())),
             patches=tuple(InjectedPatch(**(p | {"box": tuple(p["box"])})) for p in data.get("patches", ())),
-            anomaly=AnomalySummary(**(anomaly | {"box": tuple(anomaly["box"])})) if anomaly else None,
+            anomaly=AnomalySummary(**(anomaly | {"box": tuple(anomaly["box"]),
+                                                 "peak": tuple(anomaly["peak"]) if anomaly.get("peak") else None}))
+            if anomaly
+            else None,
         )
 
 

@@ -9,9 +9,10 @@ from PIL import Image
 from reason_iad.config import BackendConfig, ReasoningConfig
 from reason_iad.errors import UserError
 from reason_iad.eval.aids import PromptAids
+from reason_iad.eval.answering import read_set
 from reason_iad.eval.answers import read_answers
 from reason_iad.eval.run_config import EvalRunConfig
-from reason_iad.eval.runner import read_set, run_eval
+from reason_iad.eval.runner import run_eval
 from reason_iad.synth import generate_dataset
 
 

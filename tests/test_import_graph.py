@@ -17,7 +17,7 @@ LAYERS = (
     ("knowledge and data", ("knowledge", "synth", "annotations")),
     ("reasoning", ("reasoning",)),
     ("orchestration", ("pipeline",)),
-    ("applications", ("eval", "training", "bench", "runcard", "exports")),
+    ("applications", ("eval", "training", "bench", "runcard", "replay", "exports", "categories")),
     ("entry points", ("cli", "commands")),
     ("studio", ("demo",)),
 )

@@ -35,6 +35,7 @@ class ImageAids:
     evidence: str = ""  # the evidence text line ("" without text evidence)
     patch_prior: Callable | None = None  # boxes -> anomaly per image token (injection prior)
     knowledge: tuple[str, ...] | None = None  # retrieved entries (None: use the dataset's knowledge)
+    anomaly: object | None = None  # the visual memory's `AnomalyEvidence` (None without a memory)
 
 
 @dataclass
@@ -90,7 +91,7 @@ class PromptAids:
             dataset = KNOWLEDGE_DATASET_ALIASES.get(item.dataset, item.dataset)
             texts = retrieve(self.store, image, item.category, dataset, k=self.top_k, include_normal=True,
                              question=item.question.text, focus=focus_of(evidence)).texts  # fmt: skip
-        return ImageAids(shown, line, prior, texts)
+        return ImageAids(shown, line, prior, texts, evidence)
 
     def close(self) -> None:
         """Remove the temporary memory and knowledge base."""

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from reason_iad.errors import UserError
+from reason_iad.eval.grounding import Grounding
 
 ANSWERS_FILE = "answers.jsonl"
 ScoreSource = Literal["readout", "parsed"]
@@ -44,6 +45,7 @@ class AnswerRecord:
     option_probs: dict[str, float] = field(default_factory=dict)
     template: str | None = None
     seconds: float = 0.0
+    grounding: Grounding | None = None  # against the ground-truth mask (defective images with a mask only)
 
     def scored_answer(self, source: ScoreSource) -> str | None:
         """The letter that is scored: the read-out letter or the parsed one."""
@@ -63,6 +65,9 @@ class AnswerRecord:
         if unknown:
             raise ValueError(f"unknown fields {unknown}")
         try:
+            grounding = data.get("grounding")
+            if grounding is not None:
+                data = {**data, "grounding": Grounding.from_dict(grounding)}
             return cls(**data)
         except TypeError as err:
             raise ValueError(str(err)) from err

@@ -8,12 +8,21 @@ reason-iad eval report runs/plain runs/full --out runs/compare
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from reason_iad.config import DEFAULT_MODEL, MODES, BackendConfig, ReasoningConfig
 from reason_iad.errors import UserError
 from reason_iad.eval.answers import SCORE_SOURCES
+from reason_iad.eval.parse import PARSERS
 from reason_iad.eval.run_config import KNOWLEDGE_MODES, EvalRunConfig
+
+PARSER_HELP = ("how --score parsed reads a reply: mmad (MMAD's rules: the last standalone A-E, else the closest "
+               "option text, so every reply gets a letter) or strict (default: offered letters only; a reply naming "
+               "no option is unparseable)")  # fmt: skip
 
 
 def register(subparsers) -> None:
@@ -22,7 +31,8 @@ def register(subparsers) -> None:
         "eval", help="evaluate on an MMAD-format dataset (resumable, Ray scale-out); 'eval report' compares runs",
         description="Ask every question of an MMAD-format dataset (ROOT/mmad.json, images relative to ROOT) once, "
         "append one JSON line per answer to RUN_DIR/answers.jsonl, resume where a run stopped, and write the "
-        "report (scores.json, accuracy.csv in MMAD's columns, report.md, heatmap.html) into RUN_DIR.",
+        "report (scores.json, accuracy.csv in MMAD's columns, report.md, heatmap.html; grounding against the "
+        "ground-truth masks in report.md, grounding.csv, grounding.html) into RUN_DIR.",
     )  # fmt: skip
     parser.add_argument("--data", metavar="ROOT", help="dataset folder holding mmad.json (or the JSON file)")
     parser.add_argument("--out", metavar="RUN_DIR", help="run folder: new, empty, or a run to resume")
@@ -30,7 +40,8 @@ def register(subparsers) -> None:
     parser.add_argument("--quantization", choices=["none", "4bit", "8bit"], default="none")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--mode", choices=MODES, default="full")
-    parser.add_argument("--shots", type=int, choices=[0, 1], default=1, help="normal template images (default 1)")
+    parser.add_argument("--shots", type=int, choices=[0, 1], default=None,
+                        help="normal template images (default 1; 0 when the file lists no template images)")
     parser.add_argument("--similar-template", action="store_true",
                         help="one-shot template: first similar_templates entry (default: first random_templates)")
     parser.add_argument("--knowledge", choices=KNOWLEDGE_MODES, default=None,
@@ -60,6 +71,7 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=ReasoningConfig.seed)
     parser.add_argument("--score", choices=SCORE_SOURCES, default="readout",
                         help="report the read-out letter (default) or the letter parsed from the reply")
+    parser.add_argument("--parser", choices=PARSERS, default=None, help=PARSER_HELP)
     parser.add_argument("--threads", type=_positive_int, default=1,
                         help="torch CPU threads (this process, or each Ray worker; default 1)")
     parser.add_argument("--ray", action="store_true", help="answer with Ray workers (starts a local cluster)")
@@ -77,6 +89,7 @@ def register(subparsers) -> None:
     report.add_argument("runs", nargs="+", metavar="RUN_DIR")
     report.add_argument("--out", dest="report_out", metavar="DIR", help="report folder (required for several runs)")
     report.add_argument("--score", dest="report_score", choices=SCORE_SOURCES, default="readout")
+    report.add_argument("--parser", dest="report_parser", choices=PARSERS, default=None, help=PARSER_HELP)
     report.set_defaults(handler=run_report)
     retrieval = actions.add_parser(
         "retrieval", help="measure image -> knowledge retrieval on a dataset's defective images",
@@ -105,32 +118,71 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _to_stderr(line: str) -> None:
+    print(f"reason-iad: {line}", file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class DataDefaults:
+    """What the flags a user left unset default to, for the model and the data."""
+
+    shots: int
+    evidence: str
+    prior: str
+    retriever: str
+    note: str = ""  # the line saying which defaults the data changed ("" when none)
+
+
+def data_defaults(args: argparse.Namespace, embedded: bool) -> DataDefaults:
+    """The model's defaults, or, for an MMAD file that lists no template image, zero-shot without the memory.
+
+    The visual memory (evidence, anomaly prior, image retrieval's focus crop) is built from the templates, so a
+    file without any (a peer's Anomaly Detection questions, say) defaults to what it can run. Given flags win.
+    """
+    from reason_iad.eval.reader import lists_templates
+
+    usual = DataDefaults(1, "text", "mix", "tiny_clip") if embedded else DataDefaults(1, "none", "attention", "")
+    bare = DataDefaults(0, "none", "attention", "")
+    unset = {"shots": args.shots, "evidence": args.evidence, "prior": args.prior,
+             "retriever": args.clip if args.knowledge == "retrieved" else ""}  # fmt: skip
+    follows = [name for name, given in unset.items() if given is None and getattr(usual, name) != getattr(bare, name)]
+    if not follows or lists_templates(args.data):
+        return usual
+    flags = {"shots": "--shots 0", "evidence": "--evidence none", "prior": "--prior attention",
+             "retriever": "no --clip (retrieval by the question)"}  # fmt: skip
+    return dataclasses.replace(bare, note=f"{args.data} lists no template images, so this run is zero-shot without "
+                               f"the visual memory: {', '.join(flags[name] for name in follows)}")  # fmt: skip
+
+
 def _names(text: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (text or "").split(",") if part.strip())
 
 
-def build_config(args: argparse.Namespace) -> EvalRunConfig:
-    """The run configuration from the flags (validated)."""
+def build_config(args: argparse.Namespace, note: Callable[[str], None] = _to_stderr) -> EvalRunConfig:
+    """The run configuration from the flags (validated); `note` gets the line saying a default followed the data."""
     if not args.data or not args.out:
         raise UserError("eval needs --data ROOT and --out RUN_DIR (or use 'reason-iad eval report RUN_DIR')")
     data = Path(args.data).expanduser()
     if not data.exists():
         raise UserError(f"data root not found: {data}")
     embedded = args.model == DEFAULT_MODEL
+    defaults = data_defaults(args, embedded)
+    if defaults.note:
+        note(defaults.note)
     reasoning = ReasoningConfig(
         mode=args.mode, num_steps=args.steps, num_latent_tokens=args.latents, max_new_tokens=args.max_new_tokens,
         seed=args.seed, readout=args.readout or ("likelihood" if embedded else "letter"),
-        evidence=args.evidence or ("text" if embedded else "none"),
-        injection_prior=args.prior or ("mix" if embedded else "attention"),
+        evidence=args.evidence or defaults.evidence, injection_prior=args.prior or defaults.prior,
     )  # fmt: skip
     knowledge = args.knowledge or ("all" if reasoning.uses_knowledge else "none")
     if args.clip and knowledge != "retrieved":
         raise UserError("--clip chooses the retriever of --knowledge retrieved; add --knowledge retrieved")
-    retriever = (args.clip or ("tiny_clip" if embedded else "")) if knowledge == "retrieved" else ""
+    retriever = (args.clip or defaults.retriever) if knowledge == "retrieved" else ""
     return EvalRunConfig(
         data=str(data.resolve()), backend=BackendConfig(model=args.model, quantization=args.quantization,
                                                         device=args.device),
-        reasoning=reasoning, shots=args.shots, similar_template=args.similar_template, knowledge=knowledge,
+        reasoning=reasoning, shots=defaults.shots if args.shots is None else args.shots,
+        similar_template=args.similar_template, knowledge=knowledge,
         categories=_names(args.categories), subtasks=_names(args.subtasks), skip_missing=args.skip_missing,
         retriever=retriever,
     )  # fmt: skip
@@ -152,9 +204,10 @@ def run(args: argparse.Namespace) -> int:
     """Handler of `eval`."""
     from reason_iad.eval.runner import run_eval
 
+    parser = _parser(args.parser, args.score)
     config = build_config(args)
     cluster = build_cluster(args)
-    result = run_eval(config, args.out, limit=args.limit, cluster=cluster, score=args.score,
+    result = run_eval(config, args.out, limit=args.limit, cluster=cluster, score=args.score, parser=parser,
                       threads=None if cluster else args.threads)  # fmt: skip
     resumed = f" (resumed: {result.answered_before} already answered)" if result.answered_before else ""
     where = f"{result.workers} Ray workers" if cluster else "1 process"
@@ -165,6 +218,13 @@ def run(args: argparse.Namespace) -> int:
     print(result.report.markdown)
     print(f"report: {Path(args.out).resolve()}")
     return 0
+
+
+def _parser(parser: str | None, score: str) -> str:
+    """The reply parser; naming one only matters when the parsed letter is scored."""
+    if parser is not None and score != "parsed":
+        raise UserError("--parser chooses how --score parsed reads replies; add --score parsed")
+    return parser or "strict"
 
 
 def _labels(runs: list[str]) -> list[str]:
@@ -179,8 +239,9 @@ def run_report(args: argparse.Namespace) -> int:
 
     if len(args.runs) > 1 and not args.report_out:
         raise UserError("comparing several runs needs --out DIR")
-    scored = [load_scored_run(run, args.report_score, label) for run, label in zip(args.runs, _labels(args.runs),
-                                                                                    strict=True)]  # fmt: skip
+    parser = _parser(args.report_parser, args.report_score)
+    scored = [load_scored_run(run, args.report_score, label, parser)
+              for run, label in zip(args.runs, _labels(args.runs), strict=True)]  # fmt: skip
     if len(scored) == 1:
         files = write_run_report(scored[0], args.report_out or args.runs[0])
     else:

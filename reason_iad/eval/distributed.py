@@ -18,10 +18,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from reason_iad.errors import UserError
+from reason_iad.eval.answering import answer_items, shard_by_image
 from reason_iad.eval.answers import AnswerRecord
 from reason_iad.eval.reader import EvalItem
 from reason_iad.eval.run_config import EvalRunConfig
-from reason_iad.eval.runner import answer_items, shard_by_image
 
 RAY_HINT = "pip install 'ray==2.60.0' (listed in requirements-dev.txt)"
 DEFAULT_CPU_WORKERS = 2
@@ -79,7 +79,7 @@ class EvalWorker:
         self.aids = None
         try:
             from reason_iad.eval.aids import PromptAids
-            from reason_iad.eval.runner import read_set
+            from reason_iad.eval.answering import read_set
 
             self.reasoner = Reasoner(load_backend(config.backend), config.reasoning)
             self.aids = PromptAids.build(config, read_set(config))
@@ -100,7 +100,7 @@ class EvalWorker:
 
 @dataclass
 class RayAnswerer:
-    """Answers with Ray workers; same interface as `runner.LocalAnswerer` (start, answers, close)."""
+    """Answers with Ray workers; same interface as `answering.LocalAnswerer` (start, answers, close)."""
 
     config: EvalRunConfig
     knowledge: Mapping[tuple[str, str], tuple[str, ...]]

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from pydantic import ValidationError
 
 from reason_iad.errors import UserError
+from reason_iad.eval.masks import resolve_mask_path
 from reason_iad.mmad import SUBTASKS, MMADRecord, image_dataset_and_category, is_normal_image, load_mmad
 from reason_iad.reasoning.prompt import Question
 
@@ -43,6 +44,7 @@ class EvalItem:
     image_path: Path
     template: str | None = None  # the one-shot template's key (None: zero-shot)
     template_path: Path | None = None
+    mask_path: Path | None = None  # the ground-truth mask of a defective image (None: none or not found)
 
     @property
     def id(self) -> str:
@@ -91,6 +93,12 @@ def load_records(mmad_path: Path) -> dict[str, MMADRecord]:
     for key in records:
         check_key(key, mmad_path)
     return records
+
+
+def lists_templates(data: str | Path) -> bool:
+    """Whether the MMAD file of `data` names any normal template image (a peer's file may name none)."""
+    _, mmad_path = resolve_data(data)
+    return any(r.random_templates or r.similar_templates for r in load_records(mmad_path).values())
 
 
 def check_key(key: str, source: Path) -> None:
@@ -146,6 +154,7 @@ def _template(record: MMADRecord, shots: int, similar: bool) -> str | None:
 
 def _build_items(root: Path, key: str, record: MMADRecord, template: str | None, subtasks) -> list[EvalItem]:
     dataset, category = image_dataset_and_category(key)
+    mask = None if is_normal_image(key) else resolve_mask_path(root, key, record.mask_path)
     items = []
     for index, question in enumerate(record.conversation):
         if subtasks and question.type not in subtasks:
@@ -158,7 +167,7 @@ def _build_items(root: Path, key: str, record: MMADRecord, template: str | None,
             image=key, question_index=index, question=asked,
             answer=question.answer, subtask=question.type, dataset=dataset, category=category,
             is_normal=is_normal_image(key), image_path=root / key,
-            template=template, template_path=None if template is None else root / template,
+            template=template, template_path=None if template is None else root / template, mask_path=mask,
         ))  # fmt: skip
     return items
 
@@ -182,6 +191,17 @@ def _refuse_missing(missing: list[str], total: int, root: Path) -> None:
     raise UserError(
         f"{len(missing)} of {total} images are missing under {root}: {shown}. Pass --skip-missing to skip them"
     )
+
+
+def _refuse_all_skipped(missing: list[str], root: Path, mmad_path: Path) -> None:
+    """Every image was skipped (`skip_missing`): say how many are missing where, with an example path."""
+    images = [m for m in missing if " (" not in m]  # the others have their image but not their template
+    if len(images) == len(missing):
+        raise UserError(f"all {len(missing)} images are missing under {root} (e.g. {root / images[0]}); pass the "
+                        f"folder the image paths of {mmad_path.name} are relative to")  # fmt: skip
+    example = f"{root / images[0]}" if images else missing[0]
+    raise UserError(f"none of the {len(missing)} images can be asked: {len(images)} are missing under {root} and "
+                    f"{len(missing) - len(images)} lack their one-shot template (e.g. {example}); try --shots 0")
 
 
 def read_eval_set(
@@ -228,6 +248,8 @@ def read_eval_set(
         items += _build_items(root, key, records[key], template, chosen_subtasks)
     if missing and not skip_missing:
         _refuse_missing(missing, len(keys), root)
+    if missing and len(missing) == len(keys):
+        _refuse_all_skipped(missing, root, mmad_path)
     if not items:
         raise UserError(f"no questions to ask in {mmad_path} with the chosen categories and subtasks")
     pairs = sorted({(item.dataset, item.category) for item in items})
@@ -253,7 +275,8 @@ def load_knowledge(root: Path, pairs: Sequence[tuple[str, str]]) -> dict[tuple[s
     """MMAD's knowledge mode: all entries of each (dataset, category), in file order, from `domain_knowledge.json`."""
     path = root / KNOWLEDGE_FILE
     if not path.is_file():
-        raise UserError(f"--knowledge all needs {path}; use --knowledge none for a dataset without it")
+        raise UserError(f"--knowledge all needs {path}; for a dataset without it use --mode latent or plain (no "
+                        "knowledge in the prompt)")  # fmt: skip
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:

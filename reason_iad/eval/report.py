@@ -1,8 +1,9 @@
 """Reports of scored runs: JSON, CSV in MMAD's column order, a markdown table, a plotly heatmap; run comparisons.
 
-One run (`write_run_report`): `scores.json`, `accuracy.csv` (unparseable replies dropped, MMAD's treatment),
-`accuracy_unparseable_wrong.csv`, `report.md` and `heatmap.html` (subtask x dataset). Several runs
-(`write_comparison`): `comparison.json`, `comparison.csv`, `comparison.md` and `comparison.html`.
+One run (`write_run_report`): `scores.json`, `accuracy.csv` (unparseable replies left out of the denominator),
+`accuracy_unparseable_wrong.csv`, `report.md` and `heatmap.html` (subtask x dataset), plus the grounding figures
+(`grounding_report.py`) in `report.md`, `grounding.csv` and `grounding.html`. Several runs (`write_comparison`):
+`comparison.json`, `comparison.csv`, `comparison.md`, `comparison.html`, `comparison_grounding.csv` and `.html`.
 The HTML files load `plotly.min.js` from the same folder (written once), so they work offline. A PNG is
 written only when kaleido is installed (it is not a dependency: kaleido needs a Chrome download).
 """
@@ -16,6 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reason_iad.eval.grounding_report import (
+    comparison_grounding_markdown,
+    grounding_figure,
+    grounding_markdown,
+    write_grounding_csv,
+)
 from reason_iad.eval.score import AVERAGE, DETECTION_COLUMNS, SCORE_COLUMNS, DatasetScores, EvalScores, ScoreTable
 
 TABLE_HEADER: tuple[str, ...] = ("", *SCORE_COLUMNS, AVERAGE, *DETECTION_COLUMNS)
@@ -77,7 +84,8 @@ def markdown_table(table: ScoreTable) -> str:
 
 def _describe(run: ScoredRun) -> list[str]:
     scores, meta = run.scores, run.meta
-    scored = "the engine's read-out letter" if scores.source == "readout" else "the letter parsed from the reply"
+    scored = "the engine's read-out letter" if scores.source == "readout" else (
+        f"the letter parsed from the reply by the {meta.get('reply parser', 'strict')} parser")  # fmt: skip
     lines = [f"- scored: {scored} (`--score {scores.source}`); engine read-out: {', '.join(scores.readouts) or '–'}"]
     lines += [f"- {key}: {value}" for key, value in meta.items()]
     by_subtask = ", ".join(f"{k}: {v}" for k, v in scores.unparseable_by_subtask.items())
@@ -87,13 +95,15 @@ def _describe(run: ScoredRun) -> list[str]:
 
 
 def run_markdown(run: ScoredRun) -> str:
-    """The markdown report of one run: what was scored, then both tables."""
+    """The markdown report of one run: what was scored, both tables, then the grounding figures."""
+    grounding = [grounding_markdown(run.scores.grounding)] if run.scores.grounding is not None else []
     return "\n".join([
         f"# MMAD evaluation: {run.label}", "", *_describe(run), "",
-        "## Accuracy (%), unparseable replies dropped (MMAD)", "", markdown_table(run.scores.dropped), "",
+        "## Accuracy (%), unparseable replies left out", "", markdown_table(run.scores.dropped), "",
         "## Accuracy (%), unparseable replies counted as wrong", "", markdown_table(run.scores.as_wrong), "",
         "Anomaly Detection is balanced accuracy (mean of normal and anomalous accuracy); Object Analysis merges "
         "Object Structure and Object Details; – marks cells without questions (left out of the averages).", "",
+        *grounding,
     ])  # fmt: skip
 
 
@@ -140,10 +150,22 @@ def write_run_report(run: ScoredRun, out_dir: str | Path) -> ReportFiles:
     markdown = run_markdown(run)
     figures, note = _write_figure(table_heatmap(run.scores.dropped, f"MMAD accuracy (%): {run.label}"),
                                   out / "heatmap.html")  # fmt: skip
+    figures += _write_grounding([run], out / "grounding", f"Grounding (%): {run.label}")
     if note:
         markdown += f"\n{note}.\n"
     (out / "report.md").write_text(markdown, encoding="utf-8")
     return ReportFiles(paths=(*paths, out / "report.md", *figures), markdown=markdown, png_note=note)
+
+
+def _write_grounding(runs: Sequence[ScoredRun], stem: Path, title: str) -> list[Path]:
+    """`<stem>.csv` and `<stem>.html` of the runs' grounding tables (nothing when no run has one)."""
+    grounded = [run for run in runs if run.scores.grounding is not None]
+    if not grounded:
+        return []
+    labels, tables = [r.label for r in grounded], [r.scores.grounding for r in grounded]
+    written = [write_grounding_csv(stem.with_suffix(".csv"), labels, tables)]
+    figures, _ = _write_figure(grounding_figure(labels, tables, title), stem.with_suffix(".html"))
+    return [*written, *(path for path in figures if path.name != "plotly.min.js")]
 
 
 def _comparison_rows(runs: Sequence[ScoredRun]) -> list[list]:
@@ -175,6 +197,10 @@ def comparison_markdown(runs: Sequence[ScoredRun]) -> str:
     for run in runs:
         by_name = {r.dataset: r.average for r in run.scores.dropped.datasets}
         lines.append("| " + " | ".join([run.label, *(_cell(by_name.get(d)) for d in datasets)]) + " |")
+    grounded = [run for run in runs if run.scores.grounding is not None]
+    if grounded:
+        tables = [r.scores.grounding for r in grounded]
+        lines += ["", comparison_grounding_markdown([r.label for r in grounded], tables)]
     for run in runs:
         lines += ["", f"## {run.label}", "", *_describe(run)]
     return "\n".join(lines) + "\n"
@@ -195,6 +221,7 @@ def write_comparison(runs: Sequence[ScoredRun], out_dir: str | Path) -> ReportFi
     values = [row[1:9] for row in _comparison_rows(runs)]
     figure = _heatmap([r.label for r in runs], columns, values, "MMAD accuracy (%), average over datasets")
     figures, note = _write_figure(figure, out / "comparison.html")
+    figures += _write_grounding(runs, out / "comparison_grounding", "Grounding (%), all grounded answers")
     if note:
         markdown += f"\n{note}.\n"
     (out / "comparison.md").write_text(markdown, encoding="utf-8")

@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
 
 from reason_iad.errors import UserError
-from reason_iad.eval.answers import ANSWERS_FILE, AnswerRecord, AnswerWriter, ScoreSource, read_answers
-from reason_iad.eval.parse import parse_answer
-from reason_iad.eval.reader import EvalItem, EvalSet, read_eval_set
+from reason_iad.eval.answering import LocalAnswerer, read_set
+from reason_iad.eval.answers import ANSWERS_FILE, AnswerWriter, ScoreSource, read_answers
+from reason_iad.eval.parse import reparsed
+from reason_iad.eval.reader import EvalItem, EvalSet
 from reason_iad.eval.report import ReportFiles, ScoredRun, write_run_report
 from reason_iad.eval.run_config import EvalRunConfig, check_run_dir, read_run_file, write_run_file
 from reason_iad.eval.score import score_answers
-
-Knowledge = Mapping[tuple[str, str], tuple[str, ...]]
 
 
 @dataclass(frozen=True)
@@ -50,99 +49,6 @@ class EvalRunResult:
         return self.answered_now / self.answer_seconds if self.answer_seconds > 0 else 0.0
 
 
-def answer_item(reasoner, item: EvalItem, image, template, knowledge: Sequence[str], aids=None) -> AnswerRecord:
-    """Ask one question (fresh inspection, no history) and record both the read-out and the parsed letter.
-
-    `aids` (a `PromptAids`) adds the visual memory's evidence and retrieved knowledge, when the run uses them.
-    """
-    from reason_iad.reasoning.engine import InspectionRequest
-
-    started = time.perf_counter()
-    extra = aids.for_image(item, image) if aids is not None else None
-    if extra is not None:
-        image = extra.image
-        knowledge = extra.knowledge if extra.knowledge is not None else knowledge
-    request = InspectionRequest(image=image, question=item.question, template=template, category=item.category,
-                                knowledge=tuple(knowledge), evidence=extra.evidence if extra else "",
-                                patch_prior=extra.patch_prior if extra else None)  # fmt: skip
-    inspection = reasoner.run(request)
-    return AnswerRecord(
-        id=item.id, image=item.image, dataset=item.dataset, category=item.category, subtask=item.subtask,
-        is_normal=item.is_normal, correct_answer=item.answer, readout_answer=inspection.answer,
-        parsed_answer=parse_answer(inspection.rationale, item.question.options), readout=reasoner.config.readout,
-        question_index=item.question_index, question=item.question.text, options=dict(item.question.options),
-        reply=inspection.rationale, option_probs=dict(inspection.option_probs), template=item.template,
-        seconds=round(time.perf_counter() - started, 4),
-    )  # fmt: skip
-
-
-def answer_items(reasoner, items: Sequence[EvalItem], knowledge: Knowledge, aids=None) -> Iterator[AnswerRecord]:
-    """Answer questions in order, reading each image (and template) once for its consecutive questions."""
-    from reason_iad.images import load_image
-
-    loaded: dict[Path, object] = {}
-    for item in items:
-        wanted = [p for p in (item.image_path, item.template_path) if p is not None]
-        if any(p not in loaded for p in wanted):
-            loaded = {p: loaded[p] if p in loaded else load_image(p, str(p)) for p in wanted}
-        template = loaded[item.template_path] if item.template_path is not None else None
-        yield answer_item(reasoner, item, loaded[item.image_path], template,
-                          knowledge.get((item.dataset, item.category), ()), aids)  # fmt: skip
-
-
-def shard_by_image(items: Sequence[EvalItem]) -> list[tuple[EvalItem, ...]]:
-    """Consecutive questions of the same image grouped together (the unit of work for a worker)."""
-    shards: list[list[EvalItem]] = []
-    for item in items:
-        if shards and shards[-1][0].image == item.image:
-            shards[-1].append(item)
-        else:
-            shards.append([item])
-    return [tuple(shard) for shard in shards]
-
-
-class LocalAnswerer:
-    """Answers in this process with one model."""
-
-    workers = 1
-
-    def __init__(self, config: EvalRunConfig, eval_set: EvalSet, backend=None, threads: int | None = None):
-        self.config, self.eval_set, self.backend, self.threads = config, eval_set, backend, threads
-        self.aids = None
-
-    def start(self) -> None:
-        """Load the model (unless one was given) and build the visual memory / knowledge base the run uses."""
-        from reason_iad.eval.aids import PromptAids
-        from reason_iad.reasoning.engine import Reasoner
-
-        if self.threads:
-            import torch
-
-            torch.set_num_threads(self.threads)
-        if self.backend is None:
-            from reason_iad.backends import load_backend
-
-            self.backend = load_backend(self.config.backend)
-        self.reasoner = Reasoner(self.backend, self.config.reasoning)
-        self.aids = PromptAids.build(self.config, self.eval_set)
-
-    def answers(self, items: Sequence[EvalItem]) -> Iterator[AnswerRecord]:
-        """Answer the items in order."""
-        return answer_items(self.reasoner, items, self.eval_set.knowledge, self.aids)
-
-    def close(self) -> None:
-        """Remove the run's temporary memory and knowledge base."""
-        if self.aids is not None:
-            self.aids.close()
-
-
-def read_set(config: EvalRunConfig) -> EvalSet:
-    """The run's questions, as its configuration selects them."""
-    return read_eval_set(config.data, shots=config.shots, similar_template=config.similar_template,
-                         knowledge=config.knowledge, categories=config.categories, subtasks=config.subtasks,
-                         skip_missing=config.skip_missing)  # fmt: skip
-
-
 def run_eval(
     config: EvalRunConfig,
     run_dir: str | Path,
@@ -153,6 +59,7 @@ def run_eval(
     backend=None,
     threads: int | None = None,
     score: ScoreSource = "readout",
+    parser: str = "strict",
 ) -> EvalRunResult:
     """Run (or resume) an evaluation and write its report into the run folder.
 
@@ -165,6 +72,7 @@ def run_eval(
         backend: An already loaded backend for the in-process run (tests, benchmarks).
         threads: torch CPU threads in this process (Ray workers use `cluster.threads_per_worker`).
         score: Which letter the report scores: `readout` or `parsed`.
+        parser: How `parsed` reads a reply's letter: `strict` (as recorded) or `mmad` (MMAD's rules).
 
     Returns:
         An `EvalRunResult`; answers are in `run_dir/answers.jsonl`, the report beside them.
@@ -192,7 +100,7 @@ def run_eval(
             answer_seconds = _answer_all(answerer, todo, run_dir, len(items), progress)
         finally:
             answerer.close()
-    scored, report = report_run(run_dir, score)
+    scored, report = report_run(run_dir, score, parser=parser)
     return EvalRunResult(
         run_dir=run_dir, total_questions=len(eval_set.items), planned=len(items),
         answered_before=len(items) - len(todo), answered_now=len(todo), skipped_images=eval_set.skipped_images,
@@ -220,8 +128,9 @@ def _answer_all(answerer, todo: Sequence[EvalItem], run_dir: Path, planned: int,
     return time.perf_counter() - started
 
 
-def load_scored_run(run_dir: str | Path, score: ScoreSource = "readout", label: str | None = None) -> ScoredRun:
-    """Score the answers of a run folder (`run.json` + `answers.jsonl`)."""
+def load_scored_run(run_dir: str | Path, score: ScoreSource = "readout", label: str | None = None,
+                    parser: str = "strict") -> ScoredRun:  # fmt: skip
+    """Score the answers of a run folder (`run.json` + `answers.jsonl`); `parser` reads the replies for `parsed`."""
     run_dir = Path(run_dir)
     run = read_run_file(run_dir)
     config = EvalRunConfig.from_dict(run["config"])
@@ -237,10 +146,14 @@ def load_scored_run(run_dir: str | Path, score: ScoreSource = "readout", label: 
     }  # fmt: skip
     if config.shots == 0:
         del meta["template"]
-    return ScoredRun(label=label or run_dir.name, scores=score_answers(log.records, score), meta=meta)
+    if score == "parsed":
+        meta["reply parser"] = parser
+    records = reparsed(log.records, parser)
+    return ScoredRun(label=label or run_dir.name, scores=score_answers(records, score), meta=meta)
 
 
-def report_run(run_dir: str | Path, score: ScoreSource = "readout", out_dir: str | Path | None = None):
+def report_run(run_dir: str | Path, score: ScoreSource = "readout", out_dir: str | Path | None = None,
+               parser: str = "strict"):  # fmt: skip
     """Score a run folder and write its report (into the run folder by default); returns (ScoredRun, ReportFiles)."""
-    scored = load_scored_run(run_dir, score)
+    scored = load_scored_run(run_dir, score, parser=parser)
     return scored, write_run_report(scored, out_dir or run_dir)

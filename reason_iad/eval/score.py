@@ -18,6 +18,7 @@ from statistics import fmean
 from typing import Literal
 
 from reason_iad.eval.answers import AnswerRecord, ScoreSource
+from reason_iad.eval.grounding_scores import GroundingScores, score_grounding
 from reason_iad.eval.reader import OBJECT_ANALYSIS, OBJECT_TAGS
 
 ANOMALY_DETECTION = "Anomaly Detection"
@@ -87,8 +88,9 @@ class EvalScores:
     num_answers: int
     num_unparseable: int
     unparseable_by_subtask: dict[str, int]
-    dropped: ScoreTable  # unparseable replies left out (MMAD)
+    dropped: ScoreTable  # unparseable replies left out of the denominator (MMAD's summary.py does so)
     as_wrong: ScoreTable  # unparseable replies counted as wrong
+    grounding: GroundingScores | None = None  # against ground-truth masks (`grounding_scores.py`)
 
     def to_dict(self) -> dict:
         """Plain JSON-ready data."""
@@ -184,4 +186,5 @@ def score_answers(records: Sequence[AnswerRecord], source: ScoreSource = "readou
         num_unparseable=sum(unparseable.values()),
         unparseable_by_subtask={c: unparseable[c] for c in SCORE_COLUMNS if unparseable[c]},
         dropped=score_table(records, source, "dropped"), as_wrong=score_table(records, source, "wrong"),
+        grounding=score_grounding(records, source),
     )  # fmt: skip
