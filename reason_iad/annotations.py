@@ -85,8 +85,19 @@ class AnnotationStore:
                 table = db.create_table(ANNOTATION_TABLE, schema=AnnotationRow, exist_ok=True)
         self.table = table
 
-    def add(self, image, label: str, dataset: str, category: str, author: str, defect: str = "", note: str = "",
-            mask=None, model_answer: str = "", corrected_answer: str = "") -> str:  # fmt: skip
+    def add(
+        self,
+        image,
+        label: str,
+        dataset: str,
+        category: str,
+        author: str,
+        defect: str = "",
+        note: str = "",
+        mask=None,
+        model_answer: str = "",
+        corrected_answer: str = "",
+    ) -> str:
         """Validate and store one annotation; returns its id. Defective images need a defect type."""
         if label not in LABELS:
             raise UserError(f"label must be one of {LABELS}")
@@ -98,11 +109,20 @@ class AnnotationStore:
         region = _mask(mask, picture.size) if label == "defective" else None
         now = dt.datetime.now(dt.UTC)
         annotation_id = f"{dataset}/{category}/{now.strftime('%Y%m%d%H%M%S%f')}".lower()
-        row = AnnotationRow(id=annotation_id, dataset=dataset.strip(), category=category.strip(), label=label,
-                            defect=defect.strip() if label == "defective" else "good", note=note, author=author.strip(),
-                            created_at=now.isoformat(timespec="seconds"), model_answer=model_answer,
-                            corrected_answer=corrected_answer, image_png=png_bytes(picture),
-                            mask_png=png_bytes(region) if region is not None else b"")  # fmt: skip
+        row = AnnotationRow(
+            id=annotation_id,
+            dataset=dataset.strip(),
+            category=category.strip(),
+            label=label,
+            defect=defect.strip() if label == "defective" else "good",
+            note=note,
+            author=author.strip(),
+            created_at=now.isoformat(timespec="seconds"),
+            model_answer=model_answer,
+            corrected_answer=corrected_answer,
+            image_png=png_bytes(picture),
+            mask_png=png_bytes(region) if region is not None else b"",
+        )
         with _LOCK:
             self.table.add([row])
         return annotation_id
@@ -127,8 +147,18 @@ class AnnotationStore:
     def _annotation(row: dict) -> Annotation:
         image = Image.open(io.BytesIO(row["image_png"])).convert("RGB")
         mask = Image.open(io.BytesIO(row["mask_png"])).convert("L") if row["mask_png"] else None
-        return Annotation(row["id"], row["dataset"], row["category"], row["label"], row["defect"], row["note"],
-                          row["author"], row["created_at"], image, mask)  # fmt: skip
+        return Annotation(
+            row["id"],
+            row["dataset"],
+            row["category"],
+            row["label"],
+            row["defect"],
+            row["note"],
+            row["author"],
+            row["created_at"],
+            image,
+            mask,
+        )
 
 
 def _lettered(answer: str, distractors: list[str], slot: int) -> tuple[dict[str, str], str]:
@@ -146,18 +176,33 @@ def questions_for(annotation: Annotation, defects: list[str], categories: list[s
     others = [c for c in categories if c != annotation.category][:3]
     if others:
         options, answer = _lettered(annotation.category, others, index)
-        questions.append(MMADQuestion(Question="What kind of object or material is shown?", Options=options,
-                                      Answer=answer, type="Object Classification"))  # fmt: skip
+        questions.append(
+            MMADQuestion(
+                Question="What kind of object or material is shown?",
+                Options=options,
+                Answer=answer,
+                type="Object Classification",
+            )
+        )
     if defective:
         alternatives = [d for d in defects if d != annotation.defect][:3]
         if alternatives:
             options, answer = _lettered(annotation.defect, alternatives, index)
-            questions.append(MMADQuestion(Question="There is a defect in the object. What type of defect is it?",
-                                          Options=options, Answer=answer, type="Defect Classification"))  # fmt: skip
+            questions.append(
+                MMADQuestion(
+                    Question="There is a defect in the object. What type of defect is it?",
+                    Options=options,
+                    Answer=answer,
+                    type="Defect Classification",
+                )
+            )
         region = region_of(np.asarray(annotation.mask) > 0) if annotation.mask is not None else None
         if region:
             wrong = [r for r in REGIONS if r != region][index % 6 : index % 6 + 3]
             options, answer = _lettered(region, wrong, index)
-            questions.append(MMADQuestion(Question="Where is the defect located?", Options=options, Answer=answer,
-                                          type="Defect Localization"))  # fmt: skip
+            questions.append(
+                MMADQuestion(
+                    Question="Where is the defect located?", Options=options, Answer=answer, type="Defect Localization"
+                )
+            )
     return questions

@@ -39,8 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="subcommands", metavar="COMMAND")
     for module in _subcommand_modules():
         module.register(subparsers)
-    add_everywhere(parser, "--verbose", action="store_true",
-                   help="also show the libraries' own log lines (e.g. LanceDB's warnings)")  # fmt: skip
+    add_everywhere(
+        parser,
+        "--verbose",
+        action="store_true",
+        help="also show the libraries' own log lines (e.g. LanceDB's warnings)",
+    )
     return parser
 
 

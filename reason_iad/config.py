@@ -79,23 +79,29 @@ class ReasoningConfig:
             (0 < self.sigma_decay <= 1, "sigma_decay must be in (0, 1]"),
             (0 < self.learning_rate <= 10, "learning_rate must be in (0, 10]"),
             (self.optimizer in ("es", "autograd"), "optimizer must be es or autograd"),
-            (min(self.answer_reward_weight, self.latent_reward_weight, self.confidence_reward_weight) >= 0,
-             "reward weights must not be negative"),
-            (self.answer_reward_weight + self.latent_reward_weight + self.confidence_reward_weight > 0,
-             "at least one reward weight must be positive"),
+            (
+                min(self.answer_reward_weight, self.latent_reward_weight, self.confidence_reward_weight) >= 0,
+                "reward weights must not be negative",
+            ),
+            (
+                self.answer_reward_weight + self.latent_reward_weight + self.confidence_reward_weight > 0,
+                "at least one reward weight must be positive",
+            ),
             (1 <= self.reward_top_k <= 1000, "reward_top_k must be between 1 and 1000"),
             (0 <= self.patches_per_step <= 64 and 0 <= self.patch_budget <= 256, "patch counts out of range"),
             (self.patch_scoring in ("attention", "similarity"), "patch_scoring must be attention or similarity"),
             (self.injection_prior in ("attention", "anomaly", "mix"), "injection_prior: attention, anomaly or mix"),
             (0 <= self.prior_weight <= 1, "prior_weight must be between 0 and 1"),
-            (self.evidence in ("none", "highlight", "contour", "box", "text"),
-             "evidence: none, highlight, contour, box or text"),
+            (
+                self.evidence in ("none", "highlight", "contour", "box", "text"),
+                "evidence: none, highlight, contour, box or text",
+            ),
             (self.readout in ("letter", "likelihood"), "readout must be letter or likelihood"),
             (self.rationale in ("followup", "continue", "none"), "rationale must be followup, continue or none"),
             (0 < len(self.rationale_prompt.strip()) <= 500, "rationale_prompt must hold 1 to 500 characters"),
             (1 <= self.max_new_tokens <= 2048, "max_new_tokens must be between 1 and 2048"),
             (0 <= self.min_new_tokens <= self.max_new_tokens, "min_new_tokens must be between 0 and max_new_tokens"),
-        ]  # fmt: skip
+        ]
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
@@ -173,8 +179,10 @@ class MemoryConfig:
 
     def __post_init__(self) -> None:
         checks = [
-            (64 <= self.image_size <= 1024 and self.image_size % 32 == 0,
-             "image_size must be a multiple of 32 between 64 and 1024"),
+            (
+                64 <= self.image_size <= 1024 and self.image_size % 32 == 0,
+                "image_size must be a multiple of 32 between 64 and 1024",
+            ),
             (1 <= self.views_per_exemplar <= 8, "views_per_exemplar must be between 1 and 8"),
             (1 <= self.view_budget <= 10_000, "view_budget must be between 1 and 10000"),
             (0 < self.coreset_ratio <= 1, "coreset_ratio must be in (0, 1]"),
@@ -187,7 +195,7 @@ class MemoryConfig:
             (self.search in ("auto", "exact", "ann"), "search must be auto, exact or ann"),
             (self.ann_min_patches >= 1 and self.index_min_rows >= 256, "ann_min_patches/index_min_rows too small"),
             (bool(self.backbone.strip()) and bool(self.device.strip()), "backbone and device must not be empty"),
-        ]  # fmt: skip
+        ]
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
@@ -267,8 +275,9 @@ def with_model_defaults(config: AppConfig) -> AppConfig:
     """
     if config.backend.model != DEFAULT_MODEL:
         return config
-    reasoning = dataclasses.replace(config.reasoning, readout="likelihood", evidence="text", injection_prior="mix",
-                                    rationale="continue")  # fmt: skip
+    reasoning = dataclasses.replace(
+        config.reasoning, readout="likelihood", evidence="text", injection_prior="mix", rationale="continue"
+    )
     knowledge = config.knowledge
     if not knowledge.image_embedder:
         knowledge = dataclasses.replace(knowledge, image_embedder="tiny_clip")

@@ -73,14 +73,19 @@ class Pipeline:
         from reason_iad.backends import load_backend
 
         neutral = ReasoningConfig()
-        reasoning = dataclasses.replace(self.config.reasoning, readout=neutral.readout, evidence=neutral.evidence,
-                                        injection_prior=neutral.injection_prior,
-                                        rationale=neutral.rationale)  # fmt: skip
+        reasoning = dataclasses.replace(
+            self.config.reasoning,
+            readout=neutral.readout,
+            evidence=neutral.evidence,
+            injection_prior=neutral.injection_prior,
+            rationale=neutral.rationale,
+        )
         config = with_model_defaults(dataclasses.replace(self.config, backend=backend, reasoning=reasoning))
         return dataclasses.replace(self, backend=load_backend(backend), config=config)
 
-    def add_exemplars(self, images: Sequence[Image.Image], dataset: str, category: str, author: str,
-                      note: str = "") -> ExemplarUpdate:  # fmt: skip
+    def add_exemplars(
+        self, images: Sequence[Image.Image], dataset: str, category: str, author: str, note: str = ""
+    ) -> ExemplarUpdate:
         """Add normal exemplars: the one-shot templates and the visual memory's bank together, in one call.
 
         The memory's record of each image is labelled with its template id, so removing it removes both.
@@ -117,9 +122,15 @@ class Pipeline:
         return self.memory.inspect(image, *banks[0])
 
     def knowledge_for(
-        self, image: Image.Image, category: str | None, dataset: str | None, question: Question,
-        pinned: Sequence[str] | None, version: int | None = None, focus: tuple[int, int, int, int] | None = None,
-    ) -> tuple[tuple[str, ...], tuple[UsedKnowledge, ...], int | None]:  # fmt: skip
+        self,
+        image: Image.Image,
+        category: str | None,
+        dataset: str | None,
+        question: Question,
+        pinned: Sequence[str] | None,
+        version: int | None = None,
+        focus: tuple[int, int, int, int] | None = None,
+    ) -> tuple[tuple[str, ...], tuple[UsedKnowledge, ...], int | None]:
         """Prompt texts, what was used, and the knowledge version: the pinned entries, else the retrieved ones.
 
         `version` retrieves from a past version of the knowledge base (read-only); None uses the latest. `focus`
@@ -139,9 +150,16 @@ class Pipeline:
         from reason_iad.knowledge.search import retrieve
 
         knowledge = self.config.knowledge
-        retrieval = retrieve(store, image, category, dataset, k=knowledge.top_k,
-                             include_normal=knowledge.include_normal_entry, question=question.text,
-                             focus=focus)  # fmt: skip
+        retrieval = retrieve(
+            store,
+            image,
+            category,
+            dataset,
+            k=knowledge.top_k,
+            include_normal=knowledge.include_normal_entry,
+            question=question.text,
+            focus=focus,
+        )
         used = tuple(UsedKnowledge(h.entry.id, h.entry.title, h.score, False) for h in retrieval.hits)
         return retrieval.texts, used, retrieval.version
 
@@ -168,8 +186,9 @@ class Pipeline:
             yield evidence
         texts, used, version = ((), (), None)
         if reasoning.uses_knowledge:
-            texts, used, version = self.knowledge_for(image, category, dataset, question, pinned, knowledge_version,
-                                                      focus_of(evidence))  # fmt: skip
+            texts, used, version = self.knowledge_for(
+                image, category, dataset, question, pinned, knowledge_version, focus_of(evidence)
+            )
         query, line, prior, summary = apply_evidence(image, evidence, reasoning.evidence)
         source = "given" if template is not None else ""
         if template is None and auto_template and category and self.exemplars is not None:
@@ -179,8 +198,9 @@ class Pipeline:
         request = InspectionRequest(query, question, template, category, texts, evidence=line, patch_prior=prior)
         session = Reasoner(self.backend, reasoning).start(request)
         yield from session.iterate()
-        yield dataclasses.replace(session.result(), knowledge=used, knowledge_version=version, template=source,
-                                  anomaly=summary)  # fmt: skip
+        yield dataclasses.replace(
+            session.result(), knowledge=used, knowledge_version=version, template=source, anomaly=summary
+        )
 
     def inspect(self, image: Image.Image, **options) -> Inspection:
         """Run `inspect_stream` to the end and return the `Inspection`."""
@@ -208,8 +228,15 @@ def apply_evidence(image: Image.Image, evidence, mode: str):
     from reason_iad.memory import draw_evidence, evidence_text, token_prior
 
     row, col = np.unravel_index(int(np.argmax(evidence.anomaly_map)), evidence.anomaly_map.shape)
-    summary = AnomalySummary(evidence.score, evidence.raw_score, evidence.verdict, evidence.region,
-                             tuple(int(v) for v in evidence.box), mode, (int(col), int(row)))  # fmt: skip
+    summary = AnomalySummary(
+        evidence.score,
+        evidence.raw_score,
+        evidence.verdict,
+        evidence.region,
+        tuple(int(v) for v in evidence.box),
+        mode,
+        (int(col), int(row)),
+    )
     query = draw_evidence(image, evidence, mode) if mode in ("highlight", "contour", "box") else image
     line = evidence_text(evidence) if mode == "text" else ""
     return query, line, (lambda boxes: token_prior(evidence, boxes)), summary

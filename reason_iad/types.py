@@ -72,8 +72,10 @@ class Evidence:
 
     def lines(self) -> list[str]:
         """One human-readable citation per item, in the order knowledge, patches, anomaly map."""
-        out = [f"knowledge {k.id} \"{k.title}\" ({'pinned' if k.pinned else f'retrieved, score {k.score:.3f}'})"
-               for k in self.knowledge]  # fmt: skip
+        out = [
+            f'knowledge {k.id} "{k.title}" ({"pinned" if k.pinned else f"retrieved, score {k.score:.3f}"})'
+            for k in self.knowledge
+        ]
         for p in self.patches:
             x0, y0, x1, y1 = (round(v) for v in p.box)
             out.append(f"patch ({x0},{y0})-({x1},{y1}) kept at step {p.step}, reward +{p.gain:.4f}")
@@ -89,8 +91,12 @@ class Evidence:
         return cls(
             knowledge=tuple(UsedKnowledge(**k) for k in data.get("knowledge", ())),
             patches=tuple(InjectedPatch(**(p | {"box": tuple(p["box"])})) for p in data.get("patches", ())),
-            anomaly=AnomalySummary(**(anomaly | {"box": tuple(anomaly["box"]),
-                                                 "peak": tuple(anomaly["peak"]) if anomaly.get("peak") else None}))
+            anomaly=AnomalySummary(
+                **(
+                    anomaly
+                    | {"box": tuple(anomaly["box"]), "peak": tuple(anomaly["peak"]) if anomaly.get("peak") else None}
+                )
+            )
             if anomaly
             else None,
         )

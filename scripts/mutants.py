@@ -40,29 +40,61 @@ class Mutant:
 MUTANTS = (
     Mutant("ES update sign flipped", ((UPDATE, "return Step(latents + step,", "return Step(latents - step,"),)),
     Mutant("no ES update at all", ((ENGINE, "state.latents = update.latents\n", "state.latents = state.latents\n"),)),
-    Mutant("latent-entropy reward sign flipped", ((REWARD, "return 1.0 - normalised_topk_entropy(latent_logits, k)"
-                                                   ".mean(-1)", "return normalised_topk_entropy(latent_logits, k)"
-                                                   ".mean(-1) - 1.0"),)),  # fmt: skip
-    Mutant("answer-entropy reward sign flipped", ((REWARD, "return 1.0 - entropy / math.log(max(n, 2))",
-                                                   "return entropy / math.log(max(n, 2)) - 1.0"),)),  # fmt: skip
-    Mutant("injection kept without a reward gain", ((ENGINE, "if float(trial_rewards[best]) <= float(evaluation"
-                                                     ".rewards[0]):", "if False:"),)),  # fmt: skip
-    Mutant("patch budget not enforced", ((ENGINE, "room = min(config.patches_per_step, config.patch_budget - "
-                                          "len(state.kept))", "room = config.patches_per_step"),)),  # fmt: skip
+    Mutant(
+        "latent-entropy reward sign flipped",
+        (
+            (
+                REWARD,
+                "return 1.0 - normalised_topk_entropy(latent_logits, k).mean(-1)",
+                "return normalised_topk_entropy(latent_logits, k).mean(-1) - 1.0",
+            ),
+        ),
+    ),
+    Mutant(
+        "answer-entropy reward sign flipped",
+        ((REWARD, "return 1.0 - entropy / math.log(max(n, 2))", "return entropy / math.log(max(n, 2)) - 1.0"),),
+    ),
+    Mutant(
+        "injection kept without a reward gain",
+        ((ENGINE, "if float(trial_rewards[best]) <= float(evaluation.rewards[0]):", "if False:"),),
+    ),
+    Mutant(
+        "patch budget not enforced",
+        (
+            (
+                ENGINE,
+                "room = min(config.patches_per_step, config.patch_budget - len(state.kept))",
+                "room = config.patches_per_step",
+            ),
+        ),
+    ),
     Mutant("patches placed after the next latent", ((SUFFIX, "if latent == index]", "if latent == index - 1]"),)),
-    Mutant("sigma absolute, not relative to the embedding RMS", ((ENGINE, "sigma=config.sigma_scale * backend."
-                                                                  "embedding_rms", "sigma=config.sigma_scale"),)),
+    Mutant(
+        "sigma absolute, not relative to the embedding RMS",
+        ((ENGINE, "sigma=config.sigma_scale * backend.embedding_rms", "sigma=config.sigma_scale"),),
+    ),
     Mutant("no sigma decay", ((ENGINE, "state.sigma *= self.config.sigma_decay", "state.sigma *= 1.0"),)),
-    Mutant("best Z taken after the update", (
-        (ENGINE, "        self._track_best(evaluation.rewards, candidates, step)\n        sigma = state.sigma\n",
-         "        sigma = state.sigma\n"),
-        (ENGINE, "        state.latents = update.latents\n", "        state.latents = update.latents\n        self."
-         "_track_best(evaluation.rewards, [(state.latents, tuple(state.kept))] * len(candidates), step)\n"),
-    )),  # fmt: skip
-    Mutant("final decode without the kept patches", ((ENGINE, "spec = self._spec(latents, kept)",
-                                                      "spec = self._spec(latents, ())"),)),  # fmt: skip
-    Mutant("attention scored over the template image", ((ENGINE, "image_index=self.query_index,",
-                                                         "image_index=0,"),)),  # fmt: skip
+    Mutant(
+        "best Z taken after the update",
+        (
+            (
+                ENGINE,
+                "        self._track_best(evaluation.rewards, candidates, step)\n        sigma = state.sigma\n",
+                "        sigma = state.sigma\n",
+            ),
+            (
+                ENGINE,
+                "        state.latents = update.latents\n",
+                "        state.latents = update.latents\n        self."
+                "_track_best(evaluation.rewards, [(state.latents, tuple(state.kept))] * len(candidates), step)\n",
+            ),
+        ),
+    ),
+    Mutant(
+        "final decode without the kept patches",
+        ((ENGINE, "spec = self._spec(latents, kept)", "spec = self._spec(latents, ())"),),
+    ),
+    Mutant("attention scored over the template image", ((ENGINE, "image_index=self.query_index,", "image_index=0,"),)),
 )
 
 
@@ -86,8 +118,13 @@ def _apply(tree: Path, mutant: Mutant) -> None:
 
 def _run_tests(tree: Path, tests: tuple[str, ...]) -> str | None:
     """The first failing test's id, or None when all pass."""
-    env = os.environ | {"PYTHONPATH": str(tree), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-                        "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
+    env = os.environ | {
+        "PYTHONPATH": str(tree),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
     result = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
     if result.returncode == 0:

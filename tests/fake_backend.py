@@ -85,8 +85,9 @@ class FakeBackend:
             embeddings = noise + gains[:, None] * self.target / self.target.pow(2).sum()
         side = int(n**0.5)
         cell_w, cell_h = size[0] / side, size[1] / side
-        boxes = torch.tensor([[c * cell_w, r * cell_h, (c + 1) * cell_w, (r + 1) * cell_h]
-                              for r in range(side) for c in range(side)])  # fmt: skip
+        boxes = torch.tensor(
+            [[c * cell_w, r * cell_h, (c + 1) * cell_w, (r + 1) * cell_h] for r in range(side) for c in range(side)]
+        )
         return ImageSlots(start, start + n, embeddings, boxes, (side, side), size)
 
     def prepare(self, messages, reserve: int = 0) -> Prefix:
@@ -99,10 +100,15 @@ class FakeBackend:
             position += n + 3
         length = position + 5
         return Prefix(
-            input_ids=torch.zeros(1, length, dtype=torch.long), embeds=torch.zeros(1, length, self.dim),
-            position_ids=torch.arange(length)[None], cache=None, images=tuple(slots), next_position=length,
-            assistant_header_ids=torch.tensor(HEADER), last_logits=torch.zeros(self.vocab),
-        )  # fmt: skip
+            input_ids=torch.zeros(1, length, dtype=torch.long),
+            embeds=torch.zeros(1, length, self.dim),
+            position_ids=torch.arange(length)[None],
+            cache=None,
+            images=tuple(slots),
+            next_position=length,
+            assistant_header_ids=torch.tensor(HEADER),
+            last_logits=torch.zeros(self.vocab),
+        )
 
     # ------------------------------------------------------------------ suffix side
     def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -110,8 +116,9 @@ class FakeBackend:
         logits[..., LETTERS["A"]] += self.bias
         return logits
 
-    def suffix_forward(self, prefix, suffix_embeds, logit_positions=None, attention_rows=None, image_index=-1,
-                       output_hidden=False) -> SuffixOutput:  # fmt: skip
+    def suffix_forward(
+        self, prefix, suffix_embeds, logit_positions=None, attention_rows=None, image_index=-1, output_hidden=False
+    ) -> SuffixOutput:
         self.calls.append({"image_index": image_index, "batch": suffix_embeds.shape[0]})
         hidden = suffix_embeds.float().cumsum(dim=1)  # [B, S, D], causal
         logits = self._logits(hidden)
@@ -120,8 +127,9 @@ class FakeBackend:
         attention = None
         if attention_rows is not None:
             slots = prefix.images[image_index]
-            scores = torch.tensor(self.attention_scores.get(image_index % len(prefix.images),
-                                                            (0.0,) * slots.num_tokens))  # fmt: skip
+            scores = torch.tensor(
+                self.attention_scores.get(image_index % len(prefix.images), (0.0,) * slots.num_tokens)
+            )
             attention = torch.softmax(scores, -1).expand(len(attention_rows), -1)
         return SuffixOutput(logits, hidden[0] if output_hidden else None, attention)
 

@@ -24,8 +24,15 @@ class ColourWords(FakeEmbedder):
 
 
 def entry(category="wood", defect="scratch", text="A thin dark line.", dataset="Test", title=None, **extra):
-    return KnowledgeEntry(id=entry_id(dataset, category, defect), dataset=dataset, category=category, defect=defect,
-                          title=title or defect.replace("_", " ").capitalize(), text=text, **extra)  # fmt: skip
+    return KnowledgeEntry(
+        id=entry_id(dataset, category, defect),
+        dataset=dataset,
+        category=category,
+        defect=defect,
+        title=title or defect.replace("_", " ").capitalize(),
+        text=text,
+        **extra,
+    )
 
 
 SEED = [

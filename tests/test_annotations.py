@@ -31,8 +31,7 @@ def test_annotations_store_validate_and_export_as_mmad_the_harness_reads(tmp_pat
     records = load_mmad(tmp_path / "export" / "mmad.json")
     chip = next(r for k, r in records.items() if "/chip/" in k)
     types = {q.type: q for q in chip.conversation}
-    assert set(types) == {"Anomaly Detection", "Object Classification", "Defect Classification",
-                          "Defect Localization"}  # fmt: skip
+    assert set(types) == {"Anomaly Detection", "Object Classification", "Defect Classification", "Defect Localization"}
     location = types["Defect Localization"]
     assert location.options[location.answer] == "top left"
     assert (tmp_path / "export" / chip.mask_path).is_file() and len(chip.random_templates) == 2

@@ -22,8 +22,11 @@ def test_4bit_quantises_the_language_model_only(four_bit):
 
     quantised = [name for name, m in four_bit.model.named_modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert quantised and all(".language_model." in name for name in quantised)
-    assert all(layer.support_avx512bf16_for_cpu is False for layer in four_bit.model.modules()
-               if isinstance(layer, bnb.nn.Linear4bit))  # fmt: skip
+    assert all(
+        layer.support_avx512bf16_for_cpu is False
+        for layer in four_bit.model.modules()
+        if isinstance(layer, bnb.nn.Linear4bit)
+    )
 
 
 def test_4bit_forward_matches_fp32_closely(four_bit, tiny_backends):

@@ -49,8 +49,10 @@ def test_batched_suffix_equals_separate_calls(tiny_backends, family):
     batch = torch.randn(3, 5, backend.hidden_size, generator=torch.Generator().manual_seed(1)) * backend.embedding_rms
     with torch.no_grad():
         together = backend.suffix_forward(prefix, batch, attention_rows=[0, 2], output_hidden=True)
-        apart = [backend.suffix_forward(prefix, batch[i : i + 1], attention_rows=[0, 2], output_hidden=True)
-                 for i in range(3)]  # fmt: skip
+        apart = [
+            backend.suffix_forward(prefix, batch[i : i + 1], attention_rows=[0, 2], output_hidden=True)
+            for i in range(3)
+        ]
     assert (together.logits - torch.cat([a.logits for a in apart])).abs().max() <= 1e-4
     # probes (hidden states, attention rows) are of row 0 only: the candidate that proposes patches
     assert together.hidden.shape == (5, backend.hidden_size) and together.image_attention.shape[0] == 2

@@ -35,9 +35,14 @@ def pipeline(tiny_backends, tmp_path):
     from reason_iad.memory import open_memory
 
     config = AppConfig(reasoning=ReasoningConfig(mode="plain", evidence="text"))
-    return Pipeline(tiny_backends["qwen2_5_vl"], config, make_store(tmp_path / "kb"),
-                    ExemplarStore(tmp_path / "kb", ThumbnailEmbedder()), None,
-                    open_memory(tmp_path / "memory", MemoryConfig(enabled=True, views_per_exemplar=2)))  # fmt: skip
+    return Pipeline(
+        tiny_backends["qwen2_5_vl"],
+        config,
+        make_store(tmp_path / "kb"),
+        ExemplarStore(tmp_path / "kb", ThumbnailEmbedder()),
+        None,
+        open_memory(tmp_path / "memory", MemoryConfig(enabled=True, views_per_exemplar=2)),
+    )
 
 
 def _files(tmp_path, images, prefix="normal"):
@@ -58,8 +63,9 @@ def test_a_category_from_photographs_and_a_zip_flags_a_pasted_defect(pipeline, t
             crop.save(tmp_path / f"z{i}.png")
             out.write(tmp_path / f"z{i}.png", f"photos/z{i}.png")
         out.writestr("notes.txt", "not an image")
-    created = create_category(pipeline, "Mine", "brick wall", [*files, archive], "ana",
-                              description="Regular red bricks with grey mortar.")  # fmt: skip
+    created = create_category(
+        pipeline, "Mine", "brick wall", [*files, archive], "ana", description="Regular red bricks with grey mortar."
+    )
     assert len(created.exemplar_ids) == 7 and created.skipped == ("notes.txt (not an image file)",)
     assert created.bank is not None and len(created.bank.exemplar_ids) == 7
     assert created.knowledge_id == "mine/brick wall/good"

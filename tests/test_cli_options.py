@@ -10,8 +10,15 @@ from reason_iad.cli import build_parser
 from reason_iad.cli_options import subcommand_parsers
 from reason_iad.library_logs import LOG_LEVEL_VARIABLES, quiet_library_logs
 
-KB_POSITIONALS = {"show": ["a/b/c"], "edit": ["a/b/c"], "delete": ["a/b/c"], "search": ["q"], "import": ["f.json"],
-                  "export": ["f.json"], "restore": ["3"]}  # fmt: skip
+KB_POSITIONALS = {
+    "show": ["a/b/c"],
+    "edit": ["a/b/c"],
+    "delete": ["a/b/c"],
+    "search": ["q"],
+    "import": ["f.json"],
+    "export": ["f.json"],
+    "restore": ["3"],
+}
 KB_REQUIRED = {"add": ["--dataset", "D", "--category", "c", "--defect", "d", "--title", "T"]}
 
 
@@ -41,8 +48,13 @@ def test_verbose_is_accepted_at_every_level():
         everywhere.append(current)
     assert len(everywhere) >= 15
     assert all("--verbose" in p.format_help() for p in everywhere)
-    for argv in (["--verbose", "kb", "list"], ["kb", "--verbose", "list"], ["kb", "list", "--verbose"],
-                 ["eval", "report", "run", "--verbose"], ["synth", "--out", "d", "--verbose"]):  # fmt: skip
+    for argv in (
+        ["--verbose", "kb", "list"],
+        ["kb", "--verbose", "list"],
+        ["kb", "list", "--verbose"],
+        ["eval", "report", "run", "--verbose"],
+        ["synth", "--out", "d", "--verbose"],
+    ):
         assert parser.parse_args(argv).verbose is True, argv
     assert parser.parse_args(["kb", "list"]).verbose is False
 
@@ -58,8 +70,20 @@ def test_quiet_library_logs_keeps_a_level_the_user_set():
 
 def _first_run(db, *flags):
     env = {k: v for k, v in os.environ.items() if k not in LOG_LEVEL_VARIABLES}
-    argv = [sys.executable, "-m", "reason_iad.cli", "kb", "list", "--db", str(db), "--text-embedder", "fake:8",
-            "--image-embedder", "none", *flags]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "reason_iad.cli",
+        "kb",
+        "list",
+        "--db",
+        str(db),
+        "--text-embedder",
+        "fake:8",
+        "--image-embedder",
+        "none",
+        *flags,
+    ]
     return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=300)
 
 

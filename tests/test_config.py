@@ -49,7 +49,10 @@ def test_the_embedded_model_gets_its_trained_defaults_and_real_models_keep_mmad_
 
     embedded = with_model_defaults(AppConfig())
     assert (embedded.reasoning.readout, embedded.reasoning.evidence, embedded.reasoning.injection_prior) == (
-        "likelihood", "text", "mix")  # fmt: skip
+        "likelihood",
+        "text",
+        "mix",
+    )
     assert embedded.knowledge.image_embedder == "tiny_clip" and embedded.memory.enabled
     real = AppConfig(backend=BackendConfig(model="Qwen/Qwen2.5-VL-7B-Instruct"))
     assert with_model_defaults(real) == real

@@ -13,8 +13,9 @@ from reason_iad.backends.tiny import FAMILIES
 from reason_iad.config import AppConfig, BackendConfig, ReasoningConfig
 from reason_iad.pipeline import Pipeline
 
-FAST = ReasoningConfig(num_latent_tokens=2, num_steps=2, patches_per_step=2, patch_budget=4, evidence="text",
-                       injection_prior="mix")  # fmt: skip
+FAST = ReasoningConfig(
+    num_latent_tokens=2, num_steps=2, patches_per_step=2, patch_budget=4, evidence="text", injection_prior="mix"
+)
 VARIANTS = {"bf16": {"dtype": "bfloat16"}, "4bit": {"quantization": "4bit"}}
 
 
@@ -37,8 +38,9 @@ def _pipeline(backend, memory_and_images, name):
 
 def _inspect(pipeline, images, mode):
     _, _, defective, template = images
-    return pipeline.inspect(defective, category="wood", template=template,
-                            reasoning=dataclasses.replace(FAST, mode=mode))  # fmt: skip
+    return pipeline.inspect(
+        defective, category="wood", template=template, reasoning=dataclasses.replace(FAST, mode=mode)
+    )
 
 
 def _check_matrix(family, variant, device, tiny_model_dirs, tiny_backends, memory_and_images):
@@ -72,8 +74,7 @@ def test_qwen_every_mode_in_bf16_and_4bit(variant, tiny_model_dirs, tiny_backend
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["bf16", "4bit"])
 @pytest.mark.parametrize("family", [f for f in FAMILIES if f != "qwen2_5_vl"])
-def test_every_family_every_mode_in_bf16_and_4bit(family, variant, tiny_model_dirs, tiny_backends,
-                                                  memory_and_images):  # fmt: skip
+def test_every_family_every_mode_in_bf16_and_4bit(family, variant, tiny_model_dirs, tiny_backends, memory_and_images):
     _check_matrix(family, variant, "cpu", tiny_model_dirs, tiny_backends, memory_and_images)
 
 

@@ -17,8 +17,10 @@ from reason_iad.training.card import card_hashes, sha256, weight_files
 
 pytestmark = pytest.mark.skipif(not inspector_available(), reason="trained inspector assets are not present")
 NORMAL_EXAMPLE, DEFECT_EXAMPLE = "pill/good.png", "screw/scratch_head.png"
-OBJECT_QUESTION = Question("What kind of object or material is shown in the image?",
-                           (("A", "Bottle"), ("B", "Pill"), ("C", "Carpet"), ("D", "Screw")))  # fmt: skip
+OBJECT_QUESTION = Question(
+    "What kind of object or material is shown in the image?",
+    (("A", "Bottle"), ("B", "Pill"), ("C", "Carpet"), ("D", "Screw")),
+)
 
 
 @pytest.fixture(scope="module")

@@ -25,10 +25,12 @@ def dataset(tmp_path_factory):
 
 def _config(dataset, tiny_model_dirs, **reasoning) -> EvalRunConfig:
     return EvalRunConfig(
-        data=str(dataset), backend=BackendConfig(model=str(tiny_model_dirs["qwen2_5_vl"]), device="cpu"),
+        data=str(dataset),
+        backend=BackendConfig(model=str(tiny_model_dirs["qwen2_5_vl"]), device="cpu"),
         reasoning=ReasoningConfig(**{"mode": "knowledge", "max_new_tokens": 2, **reasoning}),
-        knowledge="retrieved", retriever="tiny_clip",
-    )  # fmt: skip
+        knowledge="retrieved",
+        retriever="tiny_clip",
+    )
 
 
 def test_evidence_and_retrieved_knowledge_per_image(dataset, tiny_model_dirs):
@@ -55,8 +57,12 @@ def test_evidence_and_retrieved_knowledge_per_image(dataset, tiny_model_dirs):
 
 def _entries(dataset) -> list[dict]:
     data = json.loads((dataset / "domain_knowledge.json").read_text())
-    return [{"category": c, "key": k, "text": t} for cats in data.values() for c, keys in cats.items()
-            for k, t in keys.items()]  # fmt: skip
+    return [
+        {"category": c, "key": k, "text": t}
+        for cats in data.values()
+        for c, keys in cats.items()
+        for k, t in keys.items()
+    ]
 
 
 def test_drawn_evidence_changes_only_the_model_image(dataset, tiny_model_dirs):
@@ -84,8 +90,12 @@ def test_a_run_with_evidence_records_answers_for_every_question(dataset, tiny_mo
 
 
 def test_no_aids_without_evidence_prior_or_retrieval(dataset, tiny_model_dirs):
-    config = EvalRunConfig(data=str(dataset), backend=BackendConfig(model=str(tiny_model_dirs["qwen2_5_vl"])),
-                           reasoning=ReasoningConfig(mode="plain"), knowledge="none")  # fmt: skip
+    config = EvalRunConfig(
+        data=str(dataset),
+        backend=BackendConfig(model=str(tiny_model_dirs["qwen2_5_vl"])),
+        reasoning=ReasoningConfig(mode="plain"),
+        knowledge="none",
+    )
     assert PromptAids.build(config, read_set(config)) is None
 
 

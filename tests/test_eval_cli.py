@@ -21,8 +21,24 @@ def model(tiny_model_dirs):
 
 
 def _eval(dataset, out, model, *extra):
-    return ["eval", "--data", str(dataset), "--out", str(out), "--model", model, "--device", "cpu", "--steps", "1",
-            "--latents", "2", "--max-new-tokens", "4", *extra]  # fmt: skip
+    return [
+        "eval",
+        "--data",
+        str(dataset),
+        "--out",
+        str(out),
+        "--model",
+        model,
+        "--device",
+        "cpu",
+        "--steps",
+        "1",
+        "--latents",
+        "2",
+        "--max-new-tokens",
+        "4",
+        *extra,
+    ]
 
 
 def test_eval_runs_resumes_and_reports_then_compares(dataset, model, tmp_path, capsys):
@@ -31,18 +47,50 @@ def test_eval_runs_resumes_and_reports_then_compares(dataset, model, tmp_path, c
     assert "answered 3 of 3 questions with 1 process" in out and "| **Average** |" in out
     assert main(_eval(dataset, tmp_path / "plain", model, "--mode", "plain", "--limit", "5", "--shots", "0")) == 0
     assert "answered 2 of 5 questions (resumed: 3 already answered)" in capsys.readouterr().out
-    assert main(_eval(dataset, tmp_path / "full", model, "--limit", "5", "--similar-template",
-                      "--categories", "screw", "--subtasks", "Anomaly Detection,object analysis")) == 0  # fmt: skip
+    assert (
+        main(
+            _eval(
+                dataset,
+                tmp_path / "full",
+                model,
+                "--limit",
+                "5",
+                "--similar-template",
+                "--categories",
+                "screw",
+                "--subtasks",
+                "Anomaly Detection,object analysis",
+            )
+        )
+        == 0
+    )
     capsys.readouterr()
     lines = [json.loads(line) for line in (tmp_path / "full" / "answers.jsonl").read_text().splitlines()]
     assert {line["category"] for line in lines} == {"screw"}
     assert {line["subtask"] for line in lines} <= {"Anomaly Detection", "Object Structure", "Object Details"}
-    assert main(["eval", "report", str(tmp_path / "plain"), str(tmp_path / "full"), "--out", str(tmp_path / "cmp"),
-                 "--score", "parsed"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "eval",
+                "report",
+                str(tmp_path / "plain"),
+                str(tmp_path / "full"),
+                "--out",
+                str(tmp_path / "cmp"),
+                "--score",
+                "parsed",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "| plain |" in out and "| full |" in out
-    assert {p.name for p in (tmp_path / "cmp").iterdir()} >= {"comparison.md", "comparison.csv", "comparison.json",
-                                                             "comparison.html"}  # fmt: skip
+    assert {p.name for p in (tmp_path / "cmp").iterdir()} >= {
+        "comparison.md",
+        "comparison.csv",
+        "comparison.json",
+        "comparison.html",
+    }
     assert main(["eval", "report", str(tmp_path / "plain"), "--out", str(tmp_path / "again")]) == 0
     assert (tmp_path / "again" / "accuracy.csv").exists()
 
@@ -62,18 +110,24 @@ def _bad_mmad(tmp_path):
         (lambda d, t: ["eval", "--data", str(_bad_mmad(t)), "--out", str(t / "run")], "not valid JSON"),
         (lambda d, t: ["eval", "--data", str(d), "--out", str(t / "run"), "--categories", "pcb1"], "unknown category"),
         (lambda d, t: ["eval", "--data", str(d), "--out", str(t / "run"), "--subtasks", "Colour"], "unknown subtask"),
-        (lambda d, t: ["eval", "--data", str(d), "--out", str(t / "run"), "--clip", "tiny_clip"],
-         "add --knowledge retrieved"),
-        (lambda d, t: ["eval", "--data", str(d), "--out", str(t / "run"), "--mode", "plain", "--knowledge", "all"],
-         "uses no knowledge"),
+        (
+            lambda d, t: ["eval", "--data", str(d), "--out", str(t / "run"), "--clip", "tiny_clip"],
+            "add --knowledge retrieved",
+        ),
+        (
+            lambda d, t: ["eval", "--data", str(d), "--out", str(t / "run"), "--mode", "plain", "--knowledge", "all"],
+            "uses no knowledge",
+        ),
         (lambda d, t: ["eval", "--data", str(d), "--out", str(t / "run"), "--workers", "2"], "need --ray"),
-        (lambda d, t: ["eval", "--data", str(d), "--out", str(t / "run"), "--model", "/no/such/model"],
-         "neither a local folder"),
+        (
+            lambda d, t: ["eval", "--data", str(d), "--out", str(t / "run"), "--model", "/no/such/model"],
+            "neither a local folder",
+        ),
         (lambda d, t: ["eval", "--data", str(d), "--out", str(t / "run"), "--steps", "-1"], "num_steps"),
         (lambda d, t: ["eval", "report", str(t)], "not an evaluation run folder"),
         (lambda d, t: ["eval", "report", str(t), str(t)], "needs --out"),
     ],
-)  # fmt: skip
+)
 def test_errors_are_one_line_exit_2_and_write_nothing(dataset, tmp_path, capsys, make_argv, message):
     argv = make_argv(dataset, tmp_path)
     assert main(argv) == 2

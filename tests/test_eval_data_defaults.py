@@ -10,8 +10,12 @@ from reason_iad.errors import UserError
 from reason_iad.eval.command import build_config
 from reason_iad.eval.reader import read_eval_set
 
-QUESTION = {"Question": "Is there any defect in the object?", "Options": {"A": "Yes.", "B": "No."}, "Answer": "B",
-            "type": "Anomaly Detection"}  # fmt: skip
+QUESTION = {
+    "Question": "Is there any defect in the object?",
+    "Options": {"A": "Yes.", "B": "No."},
+    "Answer": "B",
+    "type": "Anomaly Detection",
+}
 
 
 def _peer_file(root, templates=()):
@@ -20,8 +24,10 @@ def _peer_file(root, templates=()):
     for key in [*images, *templates]:
         (root / key).parent.mkdir(parents=True, exist_ok=True)
         Image.new("RGB", (32, 32), (120, 120, 120)).save(root / key)
-    records = {key: {"conversation": [QUESTION], "similar_templates": list(templates),
-                     "random_templates": list(templates)} for key in images}  # fmt: skip
+    records = {
+        key: {"conversation": [QUESTION], "similar_templates": list(templates), "random_templates": list(templates)}
+        for key in images
+    }
     (root / "mmad.json").write_text(json.dumps(records))
     return root
 

@@ -14,9 +14,10 @@ def test_two_ray_workers_give_the_single_process_answers(tmp_path, tiny_model_di
     data = tmp_path / "data"
     generate_dataset(data, per_category=1, image_size=64, categories=["bottle", "carpet"])
     config = EvalRunConfig(
-        data=str(data), backend=BackendConfig(model=str(tiny_model_dirs["qwen2_5_vl"]), device="cpu"),
+        data=str(data),
+        backend=BackendConfig(model=str(tiny_model_dirs["qwen2_5_vl"]), device="cpu"),
         reasoning=ReasoningConfig(mode="full", num_steps=2, num_latent_tokens=2, max_new_tokens=4),
-    )  # fmt: skip
+    )
     single = run_eval(config, tmp_path / "single", progress=False, threads=1)
     distributed = run_eval(config, tmp_path / "ray", progress=False, cluster=ClusterConfig(workers=2))
     print(f"ray: setup {distributed.setup_seconds:.1f} s, answering {distributed.answer_seconds:.1f} s")

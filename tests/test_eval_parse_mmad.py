@@ -11,9 +11,24 @@ from reason_iad.eval.parse import parse_answer, parse_answer_mmad, parse_reply, 
 
 YES_NO = {"A": "Yes.", "B": "No."}
 DEFECTS = {"A": "Contamination", "B": "Small breakage", "C": "Large breakage", "D": "Damaged thread"}
-REPLIES = ["B", "The answer is C.", "b", "(b)", "the answer is d", "Answer: E", "A or B? I pick B", "yes",
-           "I can see a large breakage on the rim", "qqq zzz", "", "   ", "maybe", "-K\ufffdcar\ufffdpswer",
-           "no defect", "Damaged thread near the top"]  # fmt: skip
+REPLIES = [
+    "B",
+    "The answer is C.",
+    "b",
+    "(b)",
+    "the answer is d",
+    "Answer: E",
+    "A or B? I pick B",
+    "yes",
+    "I can see a large breakage on the rim",
+    "qqq zzz",
+    "",
+    "   ",
+    "maybe",
+    "-K\ufffdcar\ufffdpswer",
+    "no defect",
+    "Damaged thread near the top",
+]
 
 
 def mmad_reference(response_text, options):
@@ -45,9 +60,19 @@ def test_the_parsers_differ_where_strict_cannot_tell():
 
 
 def test_reparsed_reads_the_stored_replies_again():
-    record = AnswerRecord(id="x#0", image="x", dataset="D", category="c", subtask="Anomaly Detection",
-                          is_normal=True, correct_answer="B", readout_answer="B", parsed_answer=None,
-                          options=dict(YES_NO), reply="no defect")  # fmt: skip
+    record = AnswerRecord(
+        id="x#0",
+        image="x",
+        dataset="D",
+        category="c",
+        subtask="Anomaly Detection",
+        is_normal=True,
+        correct_answer="B",
+        readout_answer="B",
+        parsed_answer=None,
+        options=dict(YES_NO),
+        reply="no defect",
+    )
     assert reparsed([record], "strict") == (record,)
     [mmad] = reparsed([record], "mmad")
     assert mmad.parsed_answer == mmad_reference("no defect", YES_NO) and mmad.reply == record.reply

@@ -14,10 +14,21 @@ def _run(tmp_path):
     replies = [("a/b/good/0.png", True, "B", "B"), ("a/b/bad/1.png", False, "A", "qqq zzz")]  # the 2nd: no letter
     with AnswerWriter(run / ANSWERS_FILE) as writer:
         for image, normal, gold, reply in replies:
-            writer.append(AnswerRecord(id=f"{image}#0", image=image, dataset="a", category="b",
-                                       subtask="Anomaly Detection", is_normal=normal, correct_answer=gold,
-                                       readout_answer=gold, parsed_answer=reply if reply in YES_NO else None,
-                                       options=dict(YES_NO), reply=reply))  # fmt: skip
+            writer.append(
+                AnswerRecord(
+                    id=f"{image}#0",
+                    image=image,
+                    dataset="a",
+                    category="b",
+                    subtask="Anomaly Detection",
+                    is_normal=normal,
+                    correct_answer=gold,
+                    readout_answer=gold,
+                    parsed_answer=reply if reply in YES_NO else None,
+                    options=dict(YES_NO),
+                    reply=reply,
+                )
+            )
     return run
 
 

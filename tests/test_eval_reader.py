@@ -32,8 +32,9 @@ def test_every_question_becomes_a_typed_item(dataset):
     assert item.template_path.is_file() and item.dataset == "SynthIAD" and item.category in ("bottle", "carpet")
     assert item.is_normal == ("/good/" in item.image) and item.id == f"{item.image}#{item.question_index}"
     assert item.answer == record["conversation"][item.question_index]["Answer"]
-    assert [item.id for item in eval_set.items] == sorted({i.id for i in eval_set.items}, key=lambda s: (
-        s.split("#")[0], int(s.split("#")[1])))  # fmt: skip
+    assert [item.id for item in eval_set.items] == sorted(
+        {i.id for i in eval_set.items}, key=lambda s: (s.split("#")[0], int(s.split("#")[1]))
+    )
     knowledge = json.loads((dataset / "domain_knowledge.json").read_text())["SynthIAD"]["bottle"]
     assert eval_set.knowledge[("SynthIAD", "bottle")] == tuple(knowledge.values())
 
@@ -77,8 +78,12 @@ def test_partial_peer_file_only_anomaly_questions_no_templates(tmp_path, dataset
     image = "Peer/widget/test/good/0.png"
     (tmp_path / "Peer/widget/test/good").mkdir(parents=True)
     shutil.copy(next(dataset.glob("SynthIAD/bottle/test/good/*.png")), tmp_path / image)
-    question = {"Question": "Is there any defect in the object?", "Options": {"A": "Yes.", "B": "No."},
-                "Answer": "B", "type": "Anomaly Detection"}  # fmt: skip
+    question = {
+        "Question": "Is there any defect in the object?",
+        "Options": {"A": "Yes.", "B": "No."},
+        "Answer": "B",
+        "type": "Anomaly Detection",
+    }
     (tmp_path / "peer.json").write_text(json.dumps({image: {"conversation": [question]}}))
     items = read_eval_set(tmp_path / "peer.json", shots=0).items
     assert len(items) == 1 and items[0].is_normal and items[0].template is None
@@ -107,12 +112,42 @@ def test_knowledge_maps_ds_mvtec_to_mvtec(tmp_path, dataset):
         ("{not json", "not valid JSON"),
         ("{}", "holds no images"),
         ("[]", "entry"),
-        (json.dumps({"A/b/c.png": {"conversation": [{"Question": "Q", "Options": {"A": "x", "B": "y"}, "Answer": "C",
-                                                      "type": "Anomaly Detection"}]}}), "entry A/b/c.png"),
-        (json.dumps({"../b/c.png": {"conversation": [{"Question": "Q", "Options": {"A": "x", "B": "y"}, "Answer": "A",
-                                                       "type": "Anomaly Detection"}]}}), "without '..'"),
+        (
+            json.dumps(
+                {
+                    "A/b/c.png": {
+                        "conversation": [
+                            {
+                                "Question": "Q",
+                                "Options": {"A": "x", "B": "y"},
+                                "Answer": "C",
+                                "type": "Anomaly Detection",
+                            }
+                        ]
+                    }
+                }
+            ),
+            "entry A/b/c.png",
+        ),
+        (
+            json.dumps(
+                {
+                    "../b/c.png": {
+                        "conversation": [
+                            {
+                                "Question": "Q",
+                                "Options": {"A": "x", "B": "y"},
+                                "Answer": "A",
+                                "type": "Anomaly Detection",
+                            }
+                        ]
+                    }
+                }
+            ),
+            "without '..'",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_files_are_one_line_user_errors(tmp_path, content, message):
     (tmp_path / "mmad.json").write_text(content)
     with pytest.raises(UserError, match=message) as err:

@@ -20,9 +20,10 @@ def dataset(tmp_path_factory):
 @pytest.fixture(scope="module")
 def config(dataset, tiny_model_dirs):
     return EvalRunConfig(
-        data=str(dataset), backend=BackendConfig(model=str(tiny_model_dirs["qwen2_5_vl"]), device="cpu"),
+        data=str(dataset),
+        backend=BackendConfig(model=str(tiny_model_dirs["qwen2_5_vl"]), device="cpu"),
         reasoning=ReasoningConfig(mode="full", num_steps=1, num_latent_tokens=2, max_new_tokens=4),
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +42,14 @@ def test_a_run_writes_one_line_per_question_run_json_and_the_report(uninterrupte
     result, answers = uninterrupted
     run_dir = result.run_dir
     assert result.planned == result.total_questions == result.answered_now == len(answers) > 10
-    assert {p.name for p in run_dir.iterdir()} >= {"run.json", "answers.jsonl", "scores.json", "accuracy.csv",
-                                                  "report.md", "heatmap.html"}  # fmt: skip
+    assert {p.name for p in run_dir.iterdir()} >= {
+        "run.json",
+        "answers.jsonl",
+        "scores.json",
+        "accuracy.csv",
+        "report.md",
+        "heatmap.html",
+    }
     run = json.loads((run_dir / "run.json").read_text())
     assert run["config"]["reasoning"]["num_steps"] == 1 and run["questions"] == len(answers)
     line = json.loads((run_dir / "answers.jsonl").read_text().splitlines()[0])
@@ -95,9 +102,13 @@ def test_a_foreign_non_empty_folder_is_refused(config, backend, tmp_path):
 
 
 def test_parsed_score_and_likelihood_readout(config, backend, tmp_path):
-    likelihood = EvalRunConfig(**{**config.__dict__, "reasoning": ReasoningConfig(mode="plain", readout="likelihood",
-                                                                                  max_new_tokens=4),
-                                  "knowledge": "none"})  # fmt: skip
+    likelihood = EvalRunConfig(
+        **{
+            **config.__dict__,
+            "reasoning": ReasoningConfig(mode="plain", readout="likelihood", max_new_tokens=4),
+            "knowledge": "none",
+        }
+    )
     result = run_eval(likelihood, tmp_path / "lik", backend=backend, progress=False, limit=4, score="parsed")
     assert result.scored.scores.source == "parsed" and result.scored.scores.readouts == ("likelihood",)
     assert "letter parsed from the reply" in result.report.markdown

@@ -13,8 +13,15 @@ def answer(dataset, subtask, correct, given, *, normal=False, parsed="same", n=[
     category = "bottle" if dataset != "VisA" else "candle"
     image = f"{dataset}/{category}/test/{'good' if normal else 'crack'}/{n[0]:03d}.png"
     return AnswerRecord(
-        id=f"{image}#0", image=image, dataset=dataset, category=category, subtask=subtask, is_normal=normal,
-        correct_answer=correct, readout_answer=given, parsed_answer=given if parsed == "same" else parsed,
+        id=f"{image}#0",
+        image=image,
+        dataset=dataset,
+        category=category,
+        subtask=subtask,
+        is_normal=normal,
+        correct_answer=correct,
+        readout_answer=given,
+        parsed_answer=given if parsed == "same" else parsed,
     )
 
 
@@ -23,8 +30,11 @@ def hand_built():
     ad = "Anomaly Detection"
     return [
         # DS-MVTec AD: normal 1/2, anomalous 3/4 -> balanced 62.5 (plain accuracy would be 66.7)
-        answer("DS-MVTec", ad, "B", "B", normal=True), answer("DS-MVTec", ad, "B", "A", normal=True),
-        answer("DS-MVTec", ad, "A", "A"), answer("DS-MVTec", ad, "A", "A"), answer("DS-MVTec", ad, "A", "A"),
+        answer("DS-MVTec", ad, "B", "B", normal=True),
+        answer("DS-MVTec", ad, "B", "A", normal=True),
+        answer("DS-MVTec", ad, "A", "A"),
+        answer("DS-MVTec", ad, "A", "A"),
+        answer("DS-MVTec", ad, "A", "A"),
         answer("DS-MVTec", ad, "A", "B"),
         # Defect Classification: an unparseable reply (the read-out letter is right) and then a correct one
         answer("DS-MVTec", "Defect Classification", "C", "C", parsed=None),
@@ -33,9 +43,10 @@ def hand_built():
         answer("DS-MVTec", "Object Structure", "A", "A", normal=True),
         answer("DS-MVTec", "Object Details", "A", "C", normal=True),
         # VisA: AD normal 1/1, anomalous 0/1 -> 50; Object Classification 1/1
-        answer("VisA", ad, "B", "B", normal=True), answer("VisA", ad, "A", "B"),
+        answer("VisA", ad, "B", "B", normal=True),
+        answer("VisA", ad, "A", "B"),
         answer("VisA", "Object Classification", "B", "B"),
-    ]  # fmt: skip
+    ]
 
 
 @pytest.fixture
@@ -80,8 +91,11 @@ def test_read_out_letters_are_never_unparseable(records):
 
 def test_detection_precision_recall_f1():
     ad = "Anomaly Detection"
-    rows = [answer("GoodsAD", ad, "A", "A"), answer("GoodsAD", ad, "A", "B"),
-            answer("GoodsAD", ad, "B", "A", normal=True)]
+    rows = [
+        answer("GoodsAD", ad, "A", "A"),
+        answer("GoodsAD", ad, "A", "B"),
+        answer("GoodsAD", ad, "B", "A", normal=True),
+    ]
     row = score_answers(rows).dropped.datasets[0]
     assert row.detection["Recall"] == pytest.approx(50) and row.detection["Precision"] == pytest.approx(50)
     assert row.detection["F1"] == pytest.approx(50)
@@ -91,9 +105,22 @@ def test_reports_csv_in_mmad_columns_markdown_heatmap_and_comparison(records, tm
     run = ScoredRun("full", score_answers(records, "parsed"), {"mode": "full"})
     files = write_run_report(run, tmp_path / "report")
     header = next(csv.reader((tmp_path / "report" / "accuracy.csv").open()))
-    assert header == ["", "Anomaly Detection", "Defect Classification", "Defect Localization", "Defect Description",
-                      "Defect Analysis", "Object Classification", "Object Analysis", "Average", "Recall", "Precision",
-                      "F1", "Overkill", "Miss"]  # fmt: skip
+    assert header == [
+        "",
+        "Anomaly Detection",
+        "Defect Classification",
+        "Defect Localization",
+        "Defect Description",
+        "Defect Analysis",
+        "Object Classification",
+        "Object Analysis",
+        "Average",
+        "Recall",
+        "Precision",
+        "F1",
+        "Overkill",
+        "Miss",
+    ]
     rows = list(csv.reader((tmp_path / "report" / "accuracy.csv").open()))
     assert [r[0] for r in rows[1:]] == ["DS-MVTec", "VisA", "Average"]
     assert float(rows[1][1]) == pytest.approx(62.5) and rows[1][3] == ""

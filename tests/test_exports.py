@@ -39,8 +39,19 @@ def test_a_fresh_mmad_export_evaluates_one_shot_with_default_flags(annotated, tm
 
     annotations, templates, _ = annotated
     export_mmad(annotations, tmp_path / "mmad", templates=templates)
-    code = main(["eval", "--data", str(tmp_path / "mmad"), "--out", str(tmp_path / "run"), "--mode", "plain",
-                 "--knowledge", "none"])  # fmt: skip
+    code = main(
+        [
+            "eval",
+            "--data",
+            str(tmp_path / "mmad"),
+            "--out",
+            str(tmp_path / "run"),
+            "--mode",
+            "plain",
+            "--knowledge",
+            "none",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["config"]["shots"] == 1
@@ -80,8 +91,12 @@ def test_rle_matches_pycocotools(fill):
     from pycocotools import mask as coco_mask
 
     rng = np.random.default_rng(0)
-    mask = {"empty": np.zeros((7, 5), bool), "full": np.ones((7, 5), bool),
-            "starts-on": np.eye(7, 5, dtype=bool), "random": rng.random((9, 13)) > 0.6}[fill]  # fmt: skip
+    mask = {
+        "empty": np.zeros((7, 5), bool),
+        "full": np.ones((7, 5), bool),
+        "starts-on": np.eye(7, 5, dtype=bool),
+        "random": rng.random((9, 13)) > 0.6,
+    }[fill]
     rle = rle_encode(mask)
     compressed = coco_mask.frPyObjects(rle, *rle["size"])
     assert np.array_equal(coco_mask.decode(compressed).astype(bool), mask)

@@ -10,8 +10,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = (
-    ("foundation", ("errors", "paths", "mmad", "types", "filters", "images", "lance_tables", "library_logs",
-                    "cli_options")),  # fmt: skip
+    (
+        "foundation",
+        ("errors", "paths", "mmad", "types", "filters", "images", "lance_tables", "library_logs", "cli_options"),
+    ),
     ("configuration", ("config",)),
     ("models and memory", ("backends", "memory")),
     ("knowledge and data", ("knowledge", "synth", "annotations")),

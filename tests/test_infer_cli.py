@@ -17,8 +17,21 @@ def test_infer_prints_answer_probabilities_patches_and_timings(capsys):
 
 
 def test_infer_retrieves_from_the_knowledge_base_and_picks_a_template(capsys, tmp_path):
-    argv = ["infer", str(BOTTLE), "--db", str(tmp_path / "kb"), "--category", "bottle", "--dataset", "SynthIAD",
-            "--auto-template", "--steps", "1", "--latents", "1"]  # fmt: skip
+    argv = [
+        "infer",
+        str(BOTTLE),
+        "--db",
+        str(tmp_path / "kb"),
+        "--category",
+        "bottle",
+        "--dataset",
+        "SynthIAD",
+        "--auto-template",
+        "--steps",
+        "1",
+        "--latents",
+        "1",
+    ]
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "knowledge synthiad/bottle/" in out and "synthiad/bottle/good" in out
@@ -28,9 +41,27 @@ def test_infer_retrieves_from_the_knowledge_base_and_picks_a_template(capsys, tm
 def test_infer_json_has_the_whole_inspection(capsys, tmp_path):
     knowledge = tmp_path / "k.json"
     knowledge.write_text(json.dumps({"SynthIAD": {"bottle": {"good": "Concentric rings.", "crack": "A dark line."}}}))
-    argv = ["infer", str(BOTTLE), "--template", str(BOTTLE), "--category", "bottle", "--knowledge", str(knowledge),
-            "--question", "Which defect?", "--option", "A=Crack", "--option", "B=None", "--option", "C=Hole",
-            "--steps", "3", "--json"]  # fmt: skip
+    argv = [
+        "infer",
+        str(BOTTLE),
+        "--template",
+        str(BOTTLE),
+        "--category",
+        "bottle",
+        "--knowledge",
+        str(knowledge),
+        "--question",
+        "Which defect?",
+        "--option",
+        "A=Crack",
+        "--option",
+        "B=None",
+        "--option",
+        "C=Hole",
+        "--steps",
+        "3",
+        "--json",
+    ]
     assert main(argv) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["answer"] in "ABC" and set(data["option_probs"]) == {"A", "B", "C"}
@@ -40,8 +71,22 @@ def test_infer_json_has_the_whole_inspection(capsys, tmp_path):
 def test_infer_json_carries_the_cited_evidence(capsys, tmp_path):
     from reason_iad.types import Evidence
 
-    argv = ["infer", str(BOTTLE), "--db", str(tmp_path / "kb"), "--category", "bottle", "--dataset", "SynthIAD",
-            "--auto-template", "--steps", "2", "--latents", "2", "--json"]  # fmt: skip
+    argv = [
+        "infer",
+        str(BOTTLE),
+        "--db",
+        str(tmp_path / "kb"),
+        "--category",
+        "bottle",
+        "--dataset",
+        "SynthIAD",
+        "--auto-template",
+        "--steps",
+        "2",
+        "--latents",
+        "2",
+        "--json",
+    ]
     assert main(argv) == 0
     data = json.loads(capsys.readouterr().out)
     evidence = Evidence.from_dict(data["evidence"])

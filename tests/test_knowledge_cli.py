@@ -17,8 +17,24 @@ def kb(tmp_path):
 def test_seeded_on_first_use_and_curated_from_the_cli(kb, capsys, tmp_path):
     assert kb("list", "--dataset", "SynthIAD", "--category", "wood") == 0
     assert "synthiad/wood/scratch" in capsys.readouterr().out
-    assert kb("add", "--dataset", "Mine", "--category", "gear", "--defect", "chip", "--title", "Chip",
-              "--text", "A missing tooth corner.", "--author", "ana") == 0  # fmt: skip
+    assert (
+        kb(
+            "add",
+            "--dataset",
+            "Mine",
+            "--category",
+            "gear",
+            "--defect",
+            "chip",
+            "--title",
+            "Chip",
+            "--text",
+            "A missing tooth corner.",
+            "--author",
+            "ana",
+        )
+        == 0
+    )
     assert kb("edit", "mine/gear/chip", "--text", "A chipped tooth.", "--author", "bo") == 0
     assert kb("show", "mine/gear/chip") == 0
     assert "A chipped tooth." in capsys.readouterr().out

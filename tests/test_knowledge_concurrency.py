@@ -48,8 +48,14 @@ def test_two_processes_do_not_lose_updates(tmp_path):
     path = tmp_path / "kb"
     make_store(path)
     tests = str(__import__("pathlib").Path(__file__).parent)
-    processes = [subprocess.Popen([sys.executable, "-c", WRITER.format(tests=tests, path=str(path), count=8, name=n)],
-                                  stderr=subprocess.PIPE, text=True) for n in (1, 2)]  # fmt: skip
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER.format(tests=tests, path=str(path), count=8, name=n)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in (1, 2)
+    ]
     outputs = [p.communicate(timeout=240)[1] for p in processes]
     assert [p.returncode for p in processes] == [0, 0], outputs
     store = make_store(path)

@@ -7,9 +7,11 @@ from PIL import Image
 from reason_iad.errors import UserError
 from reason_iad.knowledge.embedders import FakeEmbedder, ThumbnailEmbedder, make_embedder
 
-TINY_CLIP = {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16,
-                                             "patch_size": 8},
-             "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1}}  # fmt: skip
+TINY_CLIP = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
+    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
+}
 
 
 def test_open_clip_loads_local_weights_offline(tmp_path):

@@ -89,8 +89,14 @@ def test_project_layout_stays_a_plain_text_and_a_title_edit_rebuilds_the_title_l
     assert split_mmad_text("scratch", "<Scratch>\nDescription: A thin line.") == ("Scratch", "A thin line.")
     value = MMAD_LIKE["MVTec"]["bottle"]["broken_large"]
     title, text = split_mmad_text("broken_large", value)
-    entry = make_entry(id="mvtec/bottle/broken_large", dataset="MVTec", category="bottle", defect="broken_large",
-                       title=title, text=text)  # fmt: skip
+    entry = make_entry(
+        id="mvtec/bottle/broken_large",
+        dataset="MVTec",
+        category="bottle",
+        defect="broken_large",
+        title=title,
+        text=text,
+    )
     assert entry.text == value and entry.mmad_text == value
     renamed = entry.model_copy(update={"title": "Rim breakage"})
     assert renamed.mmad_text.startswith("<Rim breakage>\nDescription: A large piece") and value not in renamed.mmad_text

@@ -25,8 +25,11 @@ def test_add_update_delete_are_versioned_with_author_and_summary(store):
     v3 = store.delete(["test/tile/chip"], author="cy", summary="duplicate of crack")
     assert start < v1 < v2 < v3
     history = store.changes()[-3:]
-    assert [(c.author, c.action, c.version) for c in history] == [("ana", "add", v1), ("bo", "update", v2),
-                                                                  ("cy", "delete", v3)]  # fmt: skip
+    assert [(c.author, c.action, c.version) for c in history] == [
+        ("ana", "add", v1),
+        ("bo", "update", v2),
+        ("cy", "delete", v3),
+    ]
     assert history[-1].summary == "duplicate of crack" and history[0].ids == ("test/tile/chip",)
     assert [s.entry.text for s in store.list(version=v2) if s.entry.defect == "chip"] == ["A missing corner piece."]
     created_at = store.list(version=v1)[0].created_at

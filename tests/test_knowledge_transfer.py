@@ -31,14 +31,23 @@ def test_export_import_export_round_trip_is_identical(tmp_path, exporter, suffix
 
 def test_import_summary_counts_created_changed_unchanged(tmp_path):
     store = make_store(tmp_path / "kb")
-    data = {"Test": {"wood": {"scratch": "<Scratch>\nDescription: A changed text.",
-                              "stain": "<Stain>\nDescription: A red blotch, a liquid stain of red colour.",
-                              "knot": "A dark round knot."}}}  # fmt: skip
+    data = {
+        "Test": {
+            "wood": {
+                "scratch": "<Scratch>\nDescription: A changed text.",
+                "stain": "<Stain>\nDescription: A red blotch, a liquid stain of red colour.",
+                "knot": "A dark round knot.",
+            }
+        }
+    }
     path = tmp_path / "dk.json"
     path.write_text(json.dumps(data))
     summary = _import(store, path)
-    assert (summary.created, summary.changed, summary.unchanged) == (["test/wood/knot"], ["test/wood/scratch"],
-                                                                      ["test/wood/stain"])  # fmt: skip
+    assert (summary.created, summary.changed, summary.unchanged) == (
+        ["test/wood/knot"],
+        ["test/wood/scratch"],
+        ["test/wood/stain"],
+    )
     assert store.get("test/wood/knot").entry.title == "Knot"  # no <Title>: the key names it
     assert store.changes()[-1].action == "import"
 
@@ -62,8 +71,14 @@ def test_malformed_files_are_refused_whole(tmp_path, name, content, message):
 
 def test_bad_entries_are_listed_and_nothing_written_unless_partial(tmp_path):
     store = make_store(tmp_path / "kb")
-    good = {"id": "test/tile/chip", "dataset": "Test", "category": "tile", "defect": "chip", "title": "Chip",
-            "text": "A missing corner."}  # fmt: skip
+    good = {
+        "id": "test/tile/chip",
+        "dataset": "Test",
+        "category": "tile",
+        "defect": "chip",
+        "title": "Chip",
+        "text": "A missing corner.",
+    }
     lines = [
         good,
         good | {"id": "test/tile/blank", "defect": "blank", "text": "  "},

@@ -28,10 +28,14 @@ print(backbone.name, tuple(features.shape))
 
 
 def test_backbone_loads_offline_in_a_fresh_process_without_network():
-    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}  # fmt: skip
-    result = subprocess.run([sys.executable, "-c", OFFLINE_PROBE], capture_output=True, text=True, env=env,
-                            timeout=120)  # fmt: skip
+    env = {
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PATH": "/usr/bin:/bin",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    result = subprocess.run([sys.executable, "-c", OFFLINE_PROBE], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split("\n")[0] == "efficientnet-lite0@224 (1, 152, 28, 28)"
 

@@ -118,8 +118,20 @@ def test_a_stale_bank_is_rebuilt_when_used(tmp_path, backbone):
     memory = VisualMemory(tmp_path / "db", CONFIG, backbone)
     memory.add_exemplars("D", "c", [texture(0), texture(1)])
     # an interrupted write: the exemplar row landed, the bank and calibration did not
-    memory.store.add_exemplars([{"exemplar_id": "manual", "dataset": "D", "category": "c", "label": "m",
-                                 "width": 64, "height": 64, "added_at": "now", "png": png(texture(7))}])  # fmt: skip
+    memory.store.add_exemplars(
+        [
+            {
+                "exemplar_id": "manual",
+                "dataset": "D",
+                "category": "c",
+                "label": "m",
+                "width": 64,
+                "height": 64,
+                "added_at": "now",
+                "png": png(texture(7)),
+            }
+        ]
+    )
     before = memory.versions()[-1]
     evidence = memory.inspect(texture(8), "D", "c")
     info = memory.bank_info("D", "c")

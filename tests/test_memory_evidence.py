@@ -21,9 +21,18 @@ from reason_iad.memory.evidence import (
 
 def make_evidence(anomaly_map: np.ndarray, score: float = 0.91, verdict: str = "suspicious") -> AnomalyEvidence:
     region, box, blob = locate_peak(anomaly_map)
-    return AnomalyEvidence(anomaly_map=anomaly_map.astype(np.float32), raw_score=3.2, score=score, verdict=verdict,
-                           region=region, box=box, region_mask=blob, dataset="SynthIAD", category="tile",
-                           backbone="test")  # fmt: skip
+    return AnomalyEvidence(
+        anomaly_map=anomaly_map.astype(np.float32),
+        raw_score=3.2,
+        score=score,
+        verdict=verdict,
+        region=region,
+        box=box,
+        region_mask=blob,
+        dataset="SynthIAD",
+        category="tile",
+        backbone="test",
+    )
 
 
 def blob_map(width=90, height=60, box=(6, 4, 18, 14), value=1.0):
@@ -80,11 +89,15 @@ def test_token_prior_matches_a_hand_computed_case():
     values = np.zeros((4, 6), dtype=np.float32)
     values[0, 0], values[1, 1], values[3, 5] = 1.0, 0.5, 0.25
     evidence = make_evidence(values)
-    boxes = torch.tensor([[0, 0, 2, 2],  # (1 + 0.5) / 4
-                          [0.4, 0.2, 1.6, 1.1],  # widened to whole pixels [0, 2) x [0, 2): same
-                          [5, 3, 6, 4],  # one pixel: 0.25
-                          [4, 2, 9, 9],  # clipped to [4, 6) x [2, 4): 0.25 / 4
-                          [3, 1, 3, 1]])  # empty: widened to the single pixel (3, 1): 0  # fmt: skip
+    boxes = torch.tensor(
+        [
+            [0, 0, 2, 2],  # (1 + 0.5) / 4
+            [0.4, 0.2, 1.6, 1.1],  # widened to whole pixels [0, 2) x [0, 2): same
+            [5, 3, 6, 4],  # one pixel: 0.25
+            [4, 2, 9, 9],  # clipped to [4, 6) x [2, 4): 0.25 / 4
+            [3, 1, 3, 1],
+        ]
+    )  # empty: widened to the single pixel (3, 1): 0
     prior = token_prior(evidence, boxes)
     assert isinstance(prior, torch.Tensor) and prior.dtype == torch.float32
     assert torch.allclose(prior, torch.tensor([0.375, 0.375, 0.25, 0.0625, 0.0]))
@@ -102,7 +115,12 @@ def test_calibration_reads_normal_suspicious_anomalous():
     assert calibration.calibrate(calibration.anomalous_threshold) == pytest.approx(0.75)
     assert 0.99 < calibration.calibrate(100.0) <= 1.0
     assert [calibration.verdict(v) for v in (0.2, 0.5, 0.74, 0.75, 0.99)] == [
-        "normal", "suspicious", "suspicious", "anomalous", "anomalous"]  # fmt: skip
+        "normal",
+        "suspicious",
+        "suspicious",
+        "anomalous",
+        "anomalous",
+    ]
     raw = np.array([[0.0, calibration.threshold], [calibration.anomalous_threshold, 1.025]])
     mapped = calibration.calibrate(raw)
     assert mapped.dtype == np.float32 and np.allclose(mapped, [[0, 0.5], [0.75, 0]])

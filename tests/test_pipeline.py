@@ -24,8 +24,12 @@ def test_stream_yields_steps_then_the_inspection_with_its_knowledge(pipeline):
     items = list(pipeline.inspect_stream(solid((200, 10, 10)), category="wood", auto_template=True))
     assert [type(i) for i in items] == [ReasoningStep, ReasoningStep, Inspection]
     inspection = items[-1]
-    assert [k.id for k in inspection.knowledge] == ["test/wood/stain", "test/wood/scratch", "test/wood/hole",
-                                                    "test/wood/good"]  # fmt: skip
+    assert [k.id for k in inspection.knowledge] == [
+        "test/wood/stain",
+        "test/wood/scratch",
+        "test/wood/hole",
+        "test/wood/good",
+    ]
     assert inspection.knowledge_version == pipeline.store.version
     assert inspection.template.startswith("test/wood/")
 

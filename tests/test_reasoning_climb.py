@@ -50,8 +50,9 @@ def _reversed(monkeypatch, optimizer: str) -> None:
 
 
 @pytest.mark.parametrize("optimizer", ["es", "autograd"])
-def test_the_reward_rises_over_8_steps_and_falls_when_the_update_is_reversed(inspector, request_, monkeypatch,
-                                                                             optimizer):  # fmt: skip
+def test_the_reward_rises_over_8_steps_and_falls_when_the_update_is_reversed(
+    inspector, request_, monkeypatch, optimizer
+):
     config = dataclasses.replace(CLIMB, optimizer=optimizer)
     up = [s.reward for s in Reasoner(inspector, config).run(request_).steps]
     assert up[-1] > up[0] + 0.01, up

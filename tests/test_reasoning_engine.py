@@ -21,8 +21,9 @@ def _image(spot=(30, 30, 50, 50), colour=(250, 250, 250)):
 
 
 def _request(image=None, knowledge=("<Scratch>\nA thin bright line.",)):
-    return InspectionRequest(image or _image(), Question.anomaly(), template=_image(spot=(0, 0, 1, 1)),
-                             knowledge=knowledge)  # fmt: skip
+    return InspectionRequest(
+        image or _image(), Question.anomaly(), template=_image(spot=(0, 0, 1, 1)), knowledge=knowledge
+    )
 
 
 @pytest.mark.parametrize("family", ["qwen2_5_vl", "llava"])
@@ -159,8 +160,9 @@ def test_autograd_mode_updates_the_latents(tiny_backends):
 def test_an_anomaly_prior_steers_the_injected_patches(tiny_backends, prior_mode, weight):
     """With the visual memory's prior peaked on one token, that token is proposed first."""
     backend = tiny_backends["qwen2_5_vl"]
-    config = dataclasses.replace(FAST, mode="latent", readout="likelihood", num_steps=2, injection_prior=prior_mode,
-                                 prior_weight=weight)  # fmt: skip
+    config = dataclasses.replace(
+        FAST, mode="latent", readout="likelihood", num_steps=2, injection_prior=prior_mode, prior_weight=weight
+    )
 
     def prior(boxes):
         values = torch.zeros(boxes.shape[0])
@@ -171,5 +173,6 @@ def test_an_anomaly_prior_steers_the_injected_patches(tiny_backends, prior_mode,
     next(session.iterate())
     assert all(proposal[0] == 5 for proposal in session.state.proposals[:1])
     plain = Reasoner(backend, dataclasses.replace(config, injection_prior="attention")).start(
-        dataclasses.replace(_request(), patch_prior=prior))
+        dataclasses.replace(_request(), patch_prior=prior)
+    )
     assert plain.prior is None  # the prior is used only when asked for

@@ -18,16 +18,23 @@ from reason_iad.reasoning import suffix as rows
 from reason_iad.reasoning.engine import NO_EVIDENCE_PRIOR, InspectionRequest, Reasoner
 from reason_iad.reasoning.prompt import Question
 
-ANSWER_ONLY = ReasoningConfig(mode="latent", num_latent_tokens=2, num_steps=8, inject_patches=False,
-                              answer_reward_weight=1.0, latent_reward_weight=0.0)  # fmt: skip
+ANSWER_ONLY = ReasoningConfig(
+    mode="latent",
+    num_latent_tokens=2,
+    num_steps=8,
+    inject_patches=False,
+    answer_reward_weight=1.0,
+    latent_reward_weight=0.0,
+)
 HELPFUL = (0.0, 0.0, 0.0, 0.0, 0.0, 3.0, 0.0, 2.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 HARMFUL = (-0.25,) * 16  # pulls the answer back towards 50/50: every patch lowers the reward
 
 
 def _request(template=True, prior=None):
     image = Image.new("RGB", (64, 64), (120, 120, 120))
-    return InspectionRequest(image, Question.anomaly(), template=Image.new("RGB", (64, 64)) if template else None,
-                             patch_prior=prior)  # fmt: skip
+    return InspectionRequest(
+        image, Question.anomaly(), template=Image.new("RGB", (64, 64)) if template else None, patch_prior=prior
+    )
 
 
 def _run(backend, config, request=None):
@@ -125,11 +132,11 @@ def test_the_final_decode_sees_the_best_latents_and_their_patches():
     [decoded] = backend.generated
     state = session.state
     assert inspection.injected and inspection.injected == state.best_patches
-    tail = torch.tensor(backend.followup_ids(f"{inspection.answer}. {inspection.answer_text}",
-                                             config.rationale_prompt))  # fmt: skip
+    tail = torch.tensor(backend.followup_ids(f"{inspection.answer}. {inspection.answer_text}", config.rationale_prompt))
     assert decoded.shape[1] == config.num_latent_tokens + len(inspection.injected) + len(tail)
-    expected, _ = rows.assemble_row(session._spec(state.best_latents, state.best_patches),
-                                    backend.embed_tokens(tail), backend.embed_tokens)  # fmt: skip
+    expected, _ = rows.assemble_row(
+        session._spec(state.best_latents, state.best_patches), backend.embed_tokens(tail), backend.embed_tokens
+    )
     assert torch.allclose(decoded[0], expected)
     assert all(p.gain > 0 for p in inspection.injected)  # each kept patch cites the reward it gained
     again = session._evaluate([session._spec(state.best_latents, state.best_patches)]).rewards[0]
@@ -170,9 +177,13 @@ def _factory_calls_without_device(path: Path):
     tree = ast.parse(path.read_text())
     for function in [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]:
         for node in ast.walk(function):
-            is_factory = (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                          and node.func.attr in _FACTORIES and isinstance(node.func.value, ast.Name)
-                          and node.func.value.id == "torch")  # fmt: skip
+            is_factory = (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in _FACTORIES
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "torch"
+            )
             if is_factory and not any(k.arg == "device" for k in node.keywords):
                 yield function.name, node.lineno
 

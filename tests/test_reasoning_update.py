@@ -52,6 +52,7 @@ def test_noise_is_seeded_on_the_cpu_and_placed_on_the_requested_device():
     again = antithetic_noise(2, (2, 3), 0.1, torch.Generator().manual_seed(3), device="meta")
     assert again.device.type == "meta" and again.shape == first.shape and again.dtype == torch.float32
 
+
 def test_antithetic_pairs_and_baseline_reduce_gradient_variance():
     """Measured, not assumed: spread of the estimate over 300 seeds, same number of reward evaluations."""
     z, sigma, true_gradient = torch.zeros(2, 3), 0.1, 2 * TARGET
@@ -64,8 +65,10 @@ def test_antithetic_pairs_and_baseline_reduce_gradient_variance():
         improved.append(es_gradient(reward(z[None] + pairs), pairs, sigma, baseline=True))
     plain_error = ((torch.stack(plain) - true_gradient) ** 2).mean().item()
     improved_error = ((torch.stack(improved) - true_gradient) ** 2).mean().item()
-    print(f"mean squared error of the gradient estimate: plain {plain_error:.1f}, antithetic+baseline "
-          f"{improved_error:.2f}")
+    print(
+        f"mean squared error of the gradient estimate: plain {plain_error:.1f}, antithetic+baseline "
+        f"{improved_error:.2f}"
+    )
     assert improved_error < 0.1 * plain_error
 
 

@@ -17,10 +17,22 @@ def _write_example(folder):
     mask = np.zeros((32, 32), np.uint8)
     mask[4:10, 6:12] = 255
     Image.fromarray(mask).save(folder / "a_mask.png")
-    question = {"Question": "Is there any defect in the object?", "Options": {"A": "Yes.", "B": "No."},
-                "Answer": "A", "type": "Anomaly Detection"}
-    index = [{"image": "a.png", "dataset": "SynthIAD", "category": "wood", "defect": "hole", "mask": "a_mask.png",
-              "questions": [question]}]
+    question = {
+        "Question": "Is there any defect in the object?",
+        "Options": {"A": "Yes.", "B": "No."},
+        "Answer": "A",
+        "type": "Anomaly Detection",
+    }
+    index = [
+        {
+            "image": "a.png",
+            "dataset": "SynthIAD",
+            "category": "wood",
+            "defect": "hole",
+            "mask": "a_mask.png",
+            "questions": [question],
+        }
+    ]
     (folder / "index.json").write_text(json.dumps(index))
 
 

@@ -28,10 +28,18 @@ def test_example_supervises_only_the_answer_and_matches_the_inference_prompt():
     recipe = DataRecipe(evidence_rate=1.0, rationale_rate=0.0)
     encoder = ExampleEncoder(processor, recipe, IMAGE_TOKENS)
     sample = render_sample("pill", "crack", 3, 224)
-    item = PoolImage(sample.image, sample.facts, np.zeros(16, dtype=np.int64),
-                     evidence="verdict: anomalous; most anomalous region: top, score 0.91")
-    question = MMADQuestion(Question="Is there any defect in the object?", Options={"A": "Yes.", "B": "No."},
-                            Answer="A", type="Anomaly Detection")  # fmt: skip
+    item = PoolImage(
+        sample.image,
+        sample.facts,
+        np.zeros(16, dtype=np.int64),
+        evidence="verdict: anomalous; most anomalous region: top, score 0.91",
+    )
+    question = MMADQuestion(
+        Question="Is there any defect in the object?",
+        Options={"A": "Yes.", "B": "No."},
+        Answer="A",
+        type="Anomaly Detection",
+    )
     knowledge = [text for _, text in knowledge_texts()["pill"]]
     example = encoder.encode(item, question, BatchPlan(False, True, True), None, knowledge, np.random.default_rng(0))
     answer = [t for t in example.labels if t != IGNORE]
@@ -65,7 +73,8 @@ def test_retrieval_like_knowledge_ranks_defects_then_the_normal_entry():
     firsts = []
     for seed in range(200):
         texts = ExampleSampler(pool, None, DataRecipe(retrieval_top1_rate=0.7)).knowledge_for(
-            facts, np.random.default_rng(seed))
+            facts, np.random.default_rng(seed)
+        )
         if len(texts) == len(pairs):  # MMAD's mode: every entry, normal first
             assert texts[0] == pairs["good"]
             continue

@@ -22,12 +22,23 @@ class Family:
     mrope: bool
 
 
-QWEN = Family("qwen-vl", ("qwen2_5_vl", "qwen2_vl"), ("pixel_values", "image_grid_thw"),
-              ("model.visual", "lm_head"), mrope=True)  # fmt: skip
-LLAVA = Family("llava", ("llava",), ("pixel_values", "image_sizes"),
-               ("model.vision_tower", "model.multi_modal_projector", "lm_head"), mrope=False)  # fmt: skip
-IDEFICS3 = Family("idefics3", ("idefics3", "smolvlm"), ("pixel_values", "pixel_attention_mask"),
-                  ("model.vision_model", "model.connector", "lm_head"), mrope=False)  # fmt: skip
+QWEN = Family(
+    "qwen-vl", ("qwen2_5_vl", "qwen2_vl"), ("pixel_values", "image_grid_thw"), ("model.visual", "lm_head"), mrope=True
+)
+LLAVA = Family(
+    "llava",
+    ("llava",),
+    ("pixel_values", "image_sizes"),
+    ("model.vision_tower", "model.multi_modal_projector", "lm_head"),
+    mrope=False,
+)
+IDEFICS3 = Family(
+    "idefics3",
+    ("idefics3", "smolvlm"),
+    ("pixel_values", "pixel_attention_mask"),
+    ("model.vision_model", "model.connector", "lm_head"),
+    mrope=False,
+)
 FAMILIES = (QWEN, LLAVA, IDEFICS3)
 SUPPORTED_MODEL_TYPES = tuple(t for f in FAMILIES for t in f.model_types)
 
@@ -112,7 +123,9 @@ def processed_region(family: Family, processor, inputs: dict, index: int) -> Can
 
 
 def pixel_boxes(
-    grid: tuple[int, int], canvas: Canvas, image_size: tuple[int, int],
+    grid: tuple[int, int],
+    canvas: Canvas,
+    image_size: tuple[int, int],
     center_crop: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Boxes [rows*cols, 4] of each token in original-image pixels (row-major token order)."""

@@ -50,9 +50,12 @@ def quantization_config(kind: str, family: families.Family, compute_dtype):
     skip = list(family.vision_modules)
     if kind == "4bit":
         return BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=compute_dtype, llm_int8_skip_modules=skip,
-        )  # fmt: skip
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=compute_dtype,
+            llm_int8_skip_modules=skip,
+        )
     return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
 
 
@@ -87,9 +90,12 @@ def load_backend(config: BackendConfig) -> TransformersBackend:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     model = AutoModelForImageTextToText.from_pretrained(
-        source, dtype=dtype, local_files_only=local_only, device_map=device,
+        source,
+        dtype=dtype,
+        local_files_only=local_only,
+        device_map=device,
         quantization_config=quantization_config(config.quantization, family, dtype),
-    )  # fmt: skip
+    )
     if config.quantization == "4bit":
         disable_avx512bf16_repack(model)
     processor = AutoProcessor.from_pretrained(source, local_files_only=local_only)

@@ -15,10 +15,20 @@ from reason_iad.mmad import ANOMALY_QUESTION, MMAD_INSTRUCTION
 FAMILIES = ("qwen2_5_vl", "qwen2_vl", "llava", "idefics3", "smolvlm")
 LATENT_TOKEN = "<|latent|>"
 SPECIAL_TOKENS = [
-    "<pad>", "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
-    "<|image_pad|>", "<|video_pad|>", "<image>", "<fake_token_around_image>", "<global-img>",
-    "<end_of_utterance>", LATENT_TOKEN,
-]  # fmt: skip
+    "<pad>",
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+    "<image>",
+    "<fake_token_around_image>",
+    "<global-img>",
+    "<end_of_utterance>",
+    LATENT_TOKEN,
+]
 
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
@@ -92,42 +102,64 @@ def _text_config(tok, size: TinySize, mrope: bool) -> dict:
     if mrope:
         rope["mrope_section"] = [half - 2 * (half // 4), half // 4, half // 4]
     return dict(
-        vocab_size=len(tok), hidden_size=size.hidden, intermediate_size=4 * size.hidden,
-        num_hidden_layers=size.layers, num_attention_heads=size.heads, num_key_value_heads=size.kv_heads,
-        max_position_embeddings=4096, rope_parameters=rope, tie_word_embeddings=False,
-        eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"), pad_token_id=tok.pad_token_id,
+        vocab_size=len(tok),
+        hidden_size=size.hidden,
+        intermediate_size=4 * size.hidden,
+        num_hidden_layers=size.layers,
+        num_attention_heads=size.heads,
+        num_key_value_heads=size.kv_heads,
+        max_position_embeddings=4096,
+        rope_parameters=rope,
+        tie_word_embeddings=False,
+        eos_token_id=tok.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=tok.pad_token_id,
         bos_token_id=tok.convert_tokens_to_ids("<|im_start|>"),
-    )  # fmt: skip
+    )
 
 
 def _qwen(family: str, tok, size: TinySize):
     import transformers as tf
 
     ids = tok.convert_tokens_to_ids
-    vision = dict(depth=size.vision_depth, num_heads=4, patch_size=size.patch, spatial_merge_size=2,
-                  temporal_patch_size=2)  # fmt: skip
+    vision = dict(
+        depth=size.vision_depth, num_heads=4, patch_size=size.patch, spatial_merge_size=2, temporal_patch_size=2
+    )
     if family == "qwen2_5_vl":
         width = size.vision_width
-        vision |= dict(hidden_size=width, out_hidden_size=size.hidden, intermediate_size=2 * width,
-                       window_size=size.patch * 2 * 8, fullatt_block_indexes=[size.vision_depth - 1])  # fmt: skip
+        vision |= dict(
+            hidden_size=width,
+            out_hidden_size=size.hidden,
+            intermediate_size=2 * width,
+            window_size=size.patch * 2 * 8,
+            fullatt_block_indexes=[size.vision_depth - 1],
+        )
         config_cls, model_cls = tf.Qwen2_5_VLConfig, tf.Qwen2_5_VLForConditionalGeneration
         proc_cls = tf.Qwen2_5_VLProcessor
     else:
         vision |= dict(embed_dim=size.vision_width, hidden_size=size.hidden, mlp_ratio=2)
         config_cls, model_cls, proc_cls = tf.Qwen2VLConfig, tf.Qwen2VLForConditionalGeneration, tf.Qwen2VLProcessor
     config = config_cls(
-        text_config=_text_config(tok, size, mrope=True), vision_config=vision,
-        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
-    )  # fmt: skip
+        text_config=_text_config(tok, size, mrope=True),
+        vision_config=vision,
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+    )
     pixels = size.image_px * size.image_px
     image_processor = tf.Qwen2VLImageProcessorPil(
-        patch_size=size.patch, merge_size=2, temporal_patch_size=2,
+        patch_size=size.patch,
+        merge_size=2,
+        temporal_patch_size=2,
         size={"shortest_edge": (size.patch * 2) ** 2, "longest_edge": pixels},
-    )  # fmt: skip
+    )
     video_processor = tf.Qwen2VLVideoProcessor(patch_size=size.patch, merge_size=2, temporal_patch_size=2)
-    processor = proc_cls(image_processor=image_processor, tokenizer=tok, video_processor=video_processor,
-                         chat_template=CHAT_TEMPLATE.replace("IMAGE_PLACEHOLDER", IMAGE_PLACEHOLDERS[family]))
+    processor = proc_cls(
+        image_processor=image_processor,
+        tokenizer=tok,
+        video_processor=video_processor,
+        chat_template=CHAT_TEMPLATE.replace("IMAGE_PLACEHOLDER", IMAGE_PLACEHOLDERS[family]),
+    )
     return model_cls(config), processor
 
 
@@ -135,23 +167,35 @@ def _llava(tok, size: TinySize):
     import transformers as tf
 
     vision = tf.CLIPVisionConfig(
-        hidden_size=size.vision_width, intermediate_size=2 * size.vision_width, num_hidden_layers=size.vision_depth,
-        num_attention_heads=4, image_size=size.image_px, patch_size=size.patch, projection_dim=size.vision_width,
-    )  # fmt: skip
+        hidden_size=size.vision_width,
+        intermediate_size=2 * size.vision_width,
+        num_hidden_layers=size.vision_depth,
+        num_attention_heads=4,
+        image_size=size.image_px,
+        patch_size=size.patch,
+        projection_dim=size.vision_width,
+    )
     config = tf.LlavaConfig(
-        vision_config=vision, text_config=tf.Qwen2Config(**_text_config(tok, size, mrope=False)),
-        image_token_id=tok.convert_tokens_to_ids("<image>"), vision_feature_layer=-1,
+        vision_config=vision,
+        text_config=tf.Qwen2Config(**_text_config(tok, size, mrope=False)),
+        image_token_id=tok.convert_tokens_to_ids("<image>"),
+        vision_feature_layer=-1,
         vision_feature_select_strategy="default",
-    )  # fmt: skip
+    )
     image_processor = tf.CLIPImageProcessorPil(
-        size={"shortest_edge": size.image_px}, crop_size={"height": size.image_px, "width": size.image_px},
+        size={"shortest_edge": size.image_px},
+        crop_size={"height": size.image_px, "width": size.image_px},
         do_center_crop=False,
-    )  # fmt: skip
+    )
     image_processor.size = {"height": size.image_px, "width": size.image_px}
     processor = tf.LlavaProcessor(
-        image_processor=image_processor, tokenizer=tok, patch_size=size.patch, vision_feature_select_strategy="default",
-        num_additional_image_tokens=1, chat_template=CHAT_TEMPLATE.replace("IMAGE_PLACEHOLDER", "<image>"),
-    )  # fmt: skip
+        image_processor=image_processor,
+        tokenizer=tok,
+        patch_size=size.patch,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+        chat_template=CHAT_TEMPLATE.replace("IMAGE_PLACEHOLDER", "<image>"),
+    )
     return tf.LlavaForConditionalGeneration(config), processor
 
 
@@ -159,20 +203,31 @@ def _idefics3(tok, size: TinySize, smol: bool = False):
     import transformers as tf
 
     vision = (tf.SmolVLMVisionConfig if smol else tf.Idefics3VisionConfig)(
-        hidden_size=size.vision_width, intermediate_size=2 * size.vision_width, num_hidden_layers=size.vision_depth,
-        num_attention_heads=4, image_size=size.image_px, patch_size=size.patch,
-    )  # fmt: skip
+        hidden_size=size.vision_width,
+        intermediate_size=2 * size.vision_width,
+        num_hidden_layers=size.vision_depth,
+        num_attention_heads=4,
+        image_size=size.image_px,
+        patch_size=size.patch,
+    )
     text = tf.LlamaConfig(**{k: v for k, v in _text_config(tok, size, mrope=False).items()})
     config = (tf.SmolVLMConfig if smol else tf.Idefics3Config)(
         vision_config=vision, text_config=text, scale_factor=2, image_token_id=tok.convert_tokens_to_ids("<image>")
     )
-    image_options = dict(do_image_splitting=False, size={"longest_edge": size.image_px},
-                         max_image_size={"longest_edge": size.image_px})  # fmt: skip
-    options = dict(tokenizer=tok, image_seq_len=(size.image_px // size.patch // 2) ** 2,
-                   chat_template=CHAT_TEMPLATE.replace("IMAGE_PLACEHOLDER", "<image>"))  # fmt: skip
+    image_options = dict(
+        do_image_splitting=False, size={"longest_edge": size.image_px}, max_image_size={"longest_edge": size.image_px}
+    )
+    options = dict(
+        tokenizer=tok,
+        image_seq_len=(size.image_px // size.patch // 2) ** 2,
+        chat_template=CHAT_TEMPLATE.replace("IMAGE_PLACEHOLDER", "<image>"),
+    )
     if smol:
-        processor = tf.SmolVLMProcessor(image_processor=tf.SmolVLMImageProcessorPil(**image_options),
-                                        video_processor=tf.SmolVLMVideoProcessor(), **options)  # fmt: skip
+        processor = tf.SmolVLMProcessor(
+            image_processor=tf.SmolVLMImageProcessorPil(**image_options),
+            video_processor=tf.SmolVLMVideoProcessor(),
+            **options,
+        )
         return tf.SmolVLMForConditionalGeneration(config), processor
     processor = tf.Idefics3Processor(image_processor=tf.Idefics3ImageProcessorPil(**image_options), **options)
     return tf.Idefics3ForConditionalGeneration(config), processor

@@ -143,9 +143,12 @@ class TransformersBackend:
             features = self._split_per_image(image_mask, merged, len(images))
         positions, next_position = families.position_ids(self.family_spec, self.model, inputs)
         out = self.model(
-            inputs_embeds=embeds, position_ids=positions, attention_mask=torch.ones_like(input_ids), use_cache=True,
+            inputs_embeds=embeds,
+            position_ids=positions,
+            attention_mask=torch.ones_like(input_ids),
+            use_cache=True,
             logits_to_keep=1,  # only the last position's logits are read: never [P, V]
-        )  # fmt: skip
+        )
         slots = self._image_slots(inputs, image_mask, features, images)
         return Prefix(input_ids, embeds, positions, out.cache, slots, next_position, header, out.logits[0, -1].float())
 
@@ -166,8 +169,11 @@ class TransformersBackend:
         where = torch.nonzero(image_mask).flatten().tolist()
         slots, offset = [], 0
         crop = getattr(self.processor.image_processor, "crop_size", None)
-        center_crop = (crop["width"], crop["height"]) if crop and getattr(
-            self.processor.image_processor, "do_center_crop", False) else None  # fmt: skip
+        center_crop = (
+            (crop["width"], crop["height"])
+            if crop and getattr(self.processor.image_processor, "do_center_crop", False)
+            else None
+        )
         for index, (feature, image) in enumerate(zip(features, images, strict=True)):
             n = feature.shape[0]
             start, end = where[offset], where[offset + n - 1] + 1
@@ -221,11 +227,14 @@ class TransformersBackend:
             out = self.model(
                 inputs_embeds=suffix_embeds.reshape(1, batch * length, -1).to(self.device, self.dtype),
                 position_ids=families.suffix_positions(prefix.position_ids, prefix.next_position, 1, length).repeat(
-                    *([1] * (prefix.position_ids.dim() - 1)), batch),
+                    *([1] * (prefix.position_ids.dim() - 1)), batch
+                ),
                 attention_mask=self._packed_mask(prefix.length, batch, length),
-                cache=self.expanded_cache(prefix, 1), use_cache=True, output_hidden_states=output_hidden,
+                cache=self.expanded_cache(prefix, 1),
+                use_cache=True,
+                output_hidden_states=output_hidden,
                 logits_to_keep=keep,
-            )  # fmt: skip
+            )
         attention = None
         if want_attention:
             slots = prefix.images[image_index]
@@ -240,10 +249,13 @@ class TransformersBackend:
     def _packed_mask(self, prefix_length: int, batch: int, length: int) -> torch.Tensor:
         """Additive mask [1, 1, B*S, P + B*S]: the whole prefix, then a causal block per row."""
         block = torch.tril(torch.ones(length, length, dtype=torch.bool, device=self.device))
-        allowed = torch.cat([
-            torch.ones(batch * length, prefix_length, dtype=torch.bool, device=self.device),
-            torch.block_diag(*[block] * batch),
-        ], dim=1)  # fmt: skip
+        allowed = torch.cat(
+            [
+                torch.ones(batch * length, prefix_length, dtype=torch.bool, device=self.device),
+                torch.block_diag(*[block] * batch),
+            ],
+            dim=1,
+        )
         zero = torch.zeros((), dtype=self.dtype, device=self.device)
         return torch.where(allowed, zero, torch.finfo(self.dtype).min)[None, None]
 

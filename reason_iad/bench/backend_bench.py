@@ -39,15 +39,18 @@ class BackendBenchResult:
 
     def report(self) -> str:
         """Human-readable summary, one figure per line."""
-        return "\n".join([
-            f"model            {self.model} ({self.parameters / 1e6:.2f} M parameters)",
-            f"prefix tokens    {self.prefix_tokens} (knowledge text + 2 images), suffix tokens {self.suffix_tokens}",
-            f"prefix pass      {self.prefix_ms:9.2f} ms (once per inspection)",
-            f"suffix step      {self.suffix_step_ms:9.2f} ms (cached prefix, per candidate forward)",
-            f"full-seq step    {self.full_step_ms:9.2f} ms (no cache, as without prefix caching)",
-            f"ratio            {self.ratio:9.1f}x cheaper (target >= 10x)",
-            f"peak memory      {self.peak_memory_mib:9.1f} MiB",
-        ])  # fmt: skip
+        return "\n".join(
+            [
+                f"model            {self.model} ({self.parameters / 1e6:.2f} M parameters)",
+                f"prefix tokens    {self.prefix_tokens} (knowledge text + 2 images), "
+                f"suffix tokens {self.suffix_tokens}",
+                f"prefix pass      {self.prefix_ms:9.2f} ms (once per inspection)",
+                f"suffix step      {self.suffix_step_ms:9.2f} ms (cached prefix, per candidate forward)",
+                f"full-seq step    {self.full_step_ms:9.2f} ms (no cache, as without prefix caching)",
+                f"ratio            {self.ratio:9.1f}x cheaper (target >= 10x)",
+                f"peak memory      {self.peak_memory_mib:9.1f} MiB",
+            ]
+        )
 
 
 def build_messages(backend, prefix_tokens: int, image_px: int) -> list[Message]:
@@ -64,8 +67,9 @@ def build_messages(backend, prefix_tokens: int, image_px: int) -> list[Message]:
     return [Message("user", (knowledge, template, "Following is the query image:", query, "Is there any defect?"))]
 
 
-def run_backend_bench(backend, prefix_tokens: int = 1600, suffix_tokens: int = 26, repeats: int = 10,
-                      image_px: int = 112) -> BackendBenchResult:  # fmt: skip
+def run_backend_bench(
+    backend, prefix_tokens: int = 1600, suffix_tokens: int = 26, repeats: int = 10, image_px: int = 112
+) -> BackendBenchResult:
     """Measure prefix, suffix-step and full-step times of `backend` at the given prefix length."""
     messages = build_messages(backend, prefix_tokens, image_px)
     prefix_ms = median_ms(lambda: backend.prepare(messages), repeats=max(2, repeats // 3), warmup=1)
@@ -78,13 +82,20 @@ def run_backend_bench(backend, prefix_tokens: int = 1600, suffix_tokens: int = 2
     )  # [3, 1, P+S] or [1, P+S]
     with torch.no_grad():
         suffix_ms = median_ms(lambda: backend.suffix_forward(prefix, suffix), repeats)
-        full_ms = median_ms(lambda: backend.model(inputs_embeds=full.to(backend.dtype), position_ids=full_positions,
-                                                  use_cache=False), repeats)  # fmt: skip
+        full_ms = median_ms(
+            lambda: backend.model(inputs_embeds=full.to(backend.dtype), position_ids=full_positions, use_cache=False),
+            repeats,
+        )
     return BackendBenchResult(
-        model=backend.name, parameters=sum(p.numel() for p in backend.model.parameters()),
-        prefix_tokens=prefix.length, suffix_tokens=suffix_tokens, prefix_ms=prefix_ms, suffix_step_ms=suffix_ms,
-        full_step_ms=full_ms, peak_memory_mib=peak_memory_mib(),
-    )  # fmt: skip
+        model=backend.name,
+        parameters=sum(p.numel() for p in backend.model.parameters()),
+        prefix_tokens=prefix.length,
+        suffix_tokens=suffix_tokens,
+        prefix_ms=prefix_ms,
+        suffix_step_ms=suffix_ms,
+        full_step_ms=full_ms,
+        peak_memory_mib=peak_memory_mib(),
+    )
 
 
 def _suffix_positions(prefix, length: int) -> torch.Tensor:

@@ -40,17 +40,20 @@ class EvalBenchResult:
     def report(self) -> str:
         """Human-readable figures."""
         single, ray = self.single, self.distributed
-        return "\n".join([
-            f"model: {self.model}",
-            f"subset: {self.images} SynthIAD images, {self.questions} questions; mode full, {self.steps} steps, "
-            f"one-shot, knowledge all; {self.threads} torch thread(s) per process",
-            f"single process: {single.questions_per_second:.2f} questions/s ({single.answer_seconds:.1f} s answering, "
-            f"{single.setup_seconds:.1f} s start-up)",
-            f"Ray, {ray.workers} workers: {ray.questions_per_second:.2f} questions/s ({ray.answer_seconds:.1f} s "
-            f"answering, {ray.setup_seconds:.1f} s start-up incl. the local cluster)",
-            f"ratio (Ray / single): {self.ratio:.2f}x",
-            f"answers identical: {'yes' if self.identical else 'NO'}",
-        ])  # fmt: skip
+        return "\n".join(
+            [
+                f"model: {self.model}",
+                f"subset: {self.images} SynthIAD images, {self.questions} questions; mode full, {self.steps} steps, "
+                f"one-shot, knowledge all; {self.threads} torch thread(s) per process",
+                f"single process: {single.questions_per_second:.2f} questions/s "
+                f"({single.answer_seconds:.1f} s answering, "
+                f"{single.setup_seconds:.1f} s start-up)",
+                f"Ray, {ray.workers} workers: {ray.questions_per_second:.2f} questions/s ({ray.answer_seconds:.1f} s "
+                f"answering, {ray.setup_seconds:.1f} s start-up incl. the local cluster)",
+                f"ratio (Ray / single): {self.ratio:.2f}x",
+                f"answers identical: {'yes' if self.identical else 'NO'}",
+            ]
+        )
 
 
 def run_eval_bench(
@@ -84,15 +87,23 @@ def run_eval_bench(
         root = Path(tmp)
         summary = generate_dataset(root / "data", per_category=per_category, image_size=64, categories=categories)
         config = EvalRunConfig(
-            data=str(root / "data"), backend=BackendConfig(model=model),
+            data=str(root / "data"),
+            backend=BackendConfig(model=model),
             reasoning=ReasoningConfig(mode="full", num_steps=steps, max_new_tokens=max_new_tokens),
-        )  # fmt: skip
+        )
         single = run_eval(config, root / "single", progress=False, threads=threads)
         cluster = ClusterConfig(workers=workers, threads_per_worker=threads)
         distributed = run_eval(config, root / "ray", progress=False, cluster=cluster)
         same = comparable(read_answers(root / "single" / ANSWERS_FILE).records) == comparable(
             read_answers(root / "ray" / ANSWERS_FILE).records
         )
-    return EvalBenchResult(model=single.scored.meta["model"], images=summary.num_images, questions=single.planned,
-                           steps=steps, threads=threads, single=single, distributed=distributed,
-                           identical=same)  # fmt: skip
+    return EvalBenchResult(
+        model=single.scored.meta["model"],
+        images=summary.num_images,
+        questions=single.planned,
+        steps=steps,
+        threads=threads,
+        single=single,
+        distributed=distributed,
+        identical=same,
+    )

@@ -39,8 +39,14 @@ def _table(db, size: int, dim: int, rng: np.random.Generator):
     texts = [" ".join(rng.choice(WORDS, 12)) for _ in range(size)]
     fixed = {"dataset": "Bench", "source": "bench", "author": "bench", "created_at": "", "updated_at": ""}
     strings = {name: [value] * size for name, value in fixed.items()}
-    strings |= {"id": [f"bench/{i}" for i in range(size)], "category": categories,
-                "defect": [f"d{i}" for i in range(size)], "title": texts, "text": texts, "body": texts}  # fmt: skip
+    strings |= {
+        "id": [f"bench/{i}" for i in range(size)],
+        "category": categories,
+        "defect": [f"d{i}" for i in range(size)],
+        "title": texts,
+        "text": texts,
+        "body": texts,
+    }
     schema = knowledge_model(dim, None).to_arrow_schema()
     columns = {k: pa.array(v) for k, v in strings.items()}
     columns["text_vector"] = pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), dim)
@@ -72,8 +78,13 @@ def run_kb_bench(sizes=(1_000, 10_000, 100_000), dim: int = 384, queries: int = 
             query_vectors = vectors[rng.integers(0, size, queries + 3)]
 
             def semantic(i: int, table=table, query_vectors=query_vectors) -> None:
-                (table.search(query_vectors[i], vector_column_name="text_vector").distance_type("cosine")
-                 .where(col("category") == lit(f"category{i % 50}"), prefilter=True).limit(3).to_list())  # fmt: skip
+                (
+                    table.search(query_vectors[i], vector_column_name="text_vector")
+                    .distance_type("cosine")
+                    .where(col("category") == lit(f"category{i % 50}"), prefilter=True)
+                    .limit(3)
+                    .to_list()
+                )
 
             def full_text(i: int, table=table) -> None:
                 table.search(WORDS[i % len(WORDS)], query_type="fts", fts_columns="body").limit(10).to_list()
@@ -81,11 +92,18 @@ def run_kb_bench(sizes=(1_000, 10_000, 100_000), dim: int = 384, queries: int = 
             results.append(Latency(size, "semantic, flat", *_measure(semantic, queries)))
             started = time.perf_counter()
             partitions = max(1, min(256, size // 4000))
-            table.create_index("text_vector", config=IvfPq(distance_type="cosine", num_partitions=partitions,
-                                                           num_sub_vectors=dim // 16))  # fmt: skip
+            table.create_index(
+                "text_vector",
+                config=IvfPq(distance_type="cosine", num_partitions=partitions, num_sub_vectors=dim // 16),
+            )
             build = (time.perf_counter() - started) * 1000
-            results.append(Latency(size, f"semantic, IVF-PQ ({partitions} partitions, built in {build:.0f} ms)",
-                                   *_measure(semantic, queries)))  # fmt: skip
+            results.append(
+                Latency(
+                    size,
+                    f"semantic, IVF-PQ ({partitions} partitions, built in {build:.0f} ms)",
+                    *_measure(semantic, queries),
+                )
+            )
             results.append(Latency(size, "full text (native FTS)", *_measure(full_text, queries)))
     return results
 

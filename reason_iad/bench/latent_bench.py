@@ -42,18 +42,23 @@ class LatentBenchResult:
 
     def report(self) -> str:
         """Human-readable summary with both ratios."""
-        return "\n".join([
-            f"model              {self.model}",
-            f"prefix tokens      {self.prefix_tokens}; {self.candidates_per_step} candidates per step, one batch",
-            f"cached step        {self.cached_step_ms:9.2f} ms (ours: all candidates, one suffix forward)",
-            f"DMLR-style step    {self.dmlr_step_ms:9.2f} ms (eager full forward with attention + full reward pass)",
-            f"per-step ratio     {self.dmlr_step_ms / self.cached_step_ms:9.1f}x cheaper (target >= 10x)",
-            f"per-candidate      {self.per_candidate_ratio:9.1f}x cheaper (a DMLR step evaluates 1 candidate; on a "
-            "CPU a batch costs about its size, on a GPU about one row)",
-            f"direct answer      {self.plain_ms:9.1f} ms (same prompt, no latent steps, {self.answer_tokens} tokens)",
-            f"full inspection    {self.full_ms:9.1f} ms (T={self.steps}, same answer length)",
-            f"full / direct      {self.full_ms / self.plain_ms:9.2f}x (target <= 1.5x)",
-        ])  # fmt: skip
+        return "\n".join(
+            [
+                f"model              {self.model}",
+                f"prefix tokens      {self.prefix_tokens}; {self.candidates_per_step} candidates per step, one batch",
+                f"cached step        {self.cached_step_ms:9.2f} ms (ours: all candidates, one suffix forward)",
+                f"DMLR-style step    {self.dmlr_step_ms:9.2f} ms (eager full forward with attention + full reward "
+                "pass)",
+                f"per-step ratio     {self.dmlr_step_ms / self.cached_step_ms:9.1f}x cheaper (target >= 10x)",
+                f"per-candidate      {self.per_candidate_ratio:9.1f}x cheaper (a DMLR step evaluates 1 candidate; "
+                "on a "
+                "CPU a batch costs about its size, on a GPU about one row)",
+                f"direct answer      {self.plain_ms:9.1f} ms "
+                f"(same prompt, no latent steps, {self.answer_tokens} tokens)",
+                f"full inspection    {self.full_ms:9.1f} ms (T={self.steps}, same answer length)",
+                f"full / direct      {self.full_ms / self.plain_ms:9.2f}x (target <= 1.5x)",
+            ]
+        )
 
 
 def _request(backend, prefix_tokens: int, image_px: int) -> InspectionRequest:
@@ -74,8 +79,9 @@ def _dmlr_step_ms(backend, session, repeats: int) -> float:
     config = session.config
     suffix = torch.cat([session.state.latents, session.query.embeddings[: config.patches_per_step], session.header])
     full = torch.cat([prefix.embeds.float(), suffix[None]], dim=1).to(backend.dtype)
-    positions = torch.cat([prefix.position_ids, suffix_positions(prefix.position_ids, prefix.next_position, 1,
-                                                                 suffix.shape[0])], dim=-1)  # fmt: skip
+    positions = torch.cat(
+        [prefix.position_ids, suffix_positions(prefix.position_ids, prefix.next_position, 1, suffix.shape[0])], dim=-1
+    )
 
     model = backend.model
     current = model.config.get_text_config()._attn_implementation
@@ -90,8 +96,9 @@ def _dmlr_step_ms(backend, session, repeats: int) -> float:
         return median_ms(step, repeats)
 
 
-def run_latent_bench(backend, prefix_tokens: int = 1600, steps: int = 15, answer_tokens: int = 64,
-                     repeats: int = 5, image_px: int = 112) -> LatentBenchResult:  # fmt: skip
+def run_latent_bench(
+    backend, prefix_tokens: int = 1600, steps: int = 15, answer_tokens: int = 64, repeats: int = 5, image_px: int = 112
+) -> LatentBenchResult:
     """Measure per-step cost (ours vs DMLR-style) and whole inspections (`full` vs `plain`)."""
     request = _request(backend, prefix_tokens, image_px)
     fixed = dict(max_new_tokens=answer_tokens, min_new_tokens=answer_tokens)
@@ -105,8 +112,13 @@ def run_latent_bench(backend, prefix_tokens: int = 1600, steps: int = 15, answer
     config = full_config
     candidates = 1 + 2 * config.num_noise_pairs + config.num_latent_tokens
     return LatentBenchResult(
-        model=backend.name, prefix_tokens=session.prefix.length, candidates_per_step=candidates,
-        cached_step_ms=min(i.timings.mean_step_ms for i in full), dmlr_step_ms=_dmlr_step_ms(backend, session, repeats),
-        plain_ms=min(i.timings.total_ms for i in plain), full_ms=min(i.timings.total_ms for i in full),
-        steps=steps, answer_tokens=answer_tokens,
-    )  # fmt: skip
+        model=backend.name,
+        prefix_tokens=session.prefix.length,
+        candidates_per_step=candidates,
+        cached_step_ms=min(i.timings.mean_step_ms for i in full),
+        dmlr_step_ms=_dmlr_step_ms(backend, session, repeats),
+        plain_ms=min(i.timings.total_ms for i in plain),
+        full_ms=min(i.timings.total_ms for i in full),
+        steps=steps,
+        answer_tokens=answer_tokens,
+    )

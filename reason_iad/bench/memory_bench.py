@@ -60,19 +60,24 @@ class MemoryBenchResult:
             f"backbone         {self.backbone} on {self.device}, {self.threads} torch thread(s)",
             f"features         {self.extract_ms:8.1f} ms/image (one image), {self.extract_batch_ms:.1f} ms/image "
             f"(16 images, backbone batch {self.batch_size}); {self.query_patches} patches per image",
-        ]  # fmt: skip
+        ]
         for s in self.searches:
-            index = (f"LanceDB IVF-PQ {s.lance_index_ms:8.1f} ms/image (built in {s.index_build_s:.1f} s, median "
-                     f"relative distance error {s.index_relative_error:.3f})" if s.lance_index_ms is not None
-                     else "LanceDB IVF-PQ not built")  # fmt: skip
-            lines.append(f"kNN {s.bank_patches // 1000:4d}k bank  exact torch {s.exact_ms:8.1f} ms/image; LanceDB flat "
-                         f"{s.lance_flat_ms:8.1f} ms/image; {index}")  # fmt: skip
+            index = (
+                f"LanceDB IVF-PQ {s.lance_index_ms:8.1f} ms/image (built in {s.index_build_s:.1f} s, median "
+                f"relative distance error {s.index_relative_error:.3f})"
+                if s.lance_index_ms is not None
+                else "LanceDB IVF-PQ not built"
+            )
+            lines.append(
+                f"kNN {s.bank_patches // 1000:4d}k bank  exact torch {s.exact_ms:8.1f} ms/image; LanceDB flat "
+                f"{s.lance_flat_ms:8.1f} ms/image; {index}"
+            )
         lines += [
             f"bank on disk     {self.bank_bytes / 2**20:.1f} MiB for one category ({self.bank_exemplars} exemplars, "
             f"{self.bank_patches} patches kept, {self.bank_bytes / max(1, self.bank_patches):.0f} B/patch), "
             f"built in {self.bank_build_s:.1f} s",
             f"inspect          {self.inspect_ms:8.1f} ms/image end to end (features, exact kNN, map, calibration)",
-        ]  # fmt: skip
+        ]
         return "\n".join(lines)
 
 
@@ -118,8 +123,14 @@ def default_bank(memory: VisualMemory, exemplars: int) -> tuple[float, int]:
     return time.perf_counter() - started, info.num_patches
 
 
-def run_memory_bench(config: MemoryConfig, backbone: Backbone, bank_sizes: tuple[int, ...] = (10_000, 100_000),
-                     exemplars: int = 10, repeats: int = 5, build_index: bool = True) -> MemoryBenchResult:  # fmt: skip
+def run_memory_bench(
+    config: MemoryConfig,
+    backbone: Backbone,
+    bank_sizes: tuple[int, ...] = (10_000, 100_000),
+    exemplars: int = 10,
+    repeats: int = 5,
+    build_index: bool = True,
+) -> MemoryBenchResult:
     """Measure feature extraction, kNN search at each bank size, and a default bank's size and build time."""
     query_image = render_sample("carpet", "hole", sample_rng(2, "carpet", 0, "defect")).image
     batch = [render_sample(c, None, sample_rng(2, c, 0, "normal")).image for c in CATEGORIES] * 2
@@ -134,6 +145,18 @@ def run_memory_bench(config: MemoryConfig, backbone: Backbone, bank_sizes: tuple
         build_s, kept = default_bank(memory, exemplars)
         inspect_ms = median_ms(lambda: memory.inspect(query_image, DATASET, "carpet"), repeats)
         size = memory.store.size_bytes()
-    return MemoryBenchResult(backbone.name, config.device, torch.get_num_threads(), queries.shape[0], extract_ms,
-                             extract_batch_ms, getattr(backbone, "batch_size", 1), searches, exemplars, kept, size,
-                             build_s, inspect_ms)  # fmt: skip
+    return MemoryBenchResult(
+        backbone.name,
+        config.device,
+        torch.get_num_threads(),
+        queries.shape[0],
+        extract_ms,
+        extract_batch_ms,
+        getattr(backbone, "batch_size", 1),
+        searches,
+        exemplars,
+        kept,
+        size,
+        build_s,
+        inspect_ms,
+    )

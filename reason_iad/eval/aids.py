@@ -54,9 +54,11 @@ class PromptAids:
         """The aids the configuration needs (None when it needs none)."""
         reasoning = config.reasoning
         wants_store = config.knowledge == "retrieved"
-        wants_memory = (reasoning.evidence != "none"
-                        or (reasoning.injection_prior != "attention" and reasoning.uses_latents and reasoning.inject)
-                        or (wants_store and bool(config.retriever)))  # image retrieval looks at the memory's box
+        wants_memory = (
+            reasoning.evidence != "none"
+            or (reasoning.injection_prior != "attention" and reasoning.uses_latents and reasoning.inject)
+            or (wants_store and bool(config.retriever))
+        )  # image retrieval looks at the memory's box
         if not (wants_memory or wants_store):
             return None
         folder = tempfile.TemporaryDirectory(prefix="reason-iad-eval-")
@@ -89,8 +91,16 @@ class PromptAids:
             from reason_iad.knowledge.search import retrieve
 
             dataset = KNOWLEDGE_DATASET_ALIASES.get(item.dataset, item.dataset)
-            texts = retrieve(self.store, image, item.category, dataset, k=self.top_k, include_normal=True,
-                             question=item.question.text, focus=focus_of(evidence)).texts  # fmt: skip
+            texts = retrieve(
+                self.store,
+                image,
+                item.category,
+                dataset,
+                k=self.top_k,
+                include_normal=True,
+                question=item.question.text,
+                focus=focus_of(evidence),
+            ).texts
         return ImageAids(shown, line, prior, texts, evidence)
 
     def close(self) -> None:
@@ -108,8 +118,10 @@ def build_memory(uri: Path, eval_set: EvalSet, progress: Callable[[str], None] |
     pairs = sorted({(item.dataset, item.category) for item in eval_set.items})
     bare = [f"{d}/{c}" for d, c in pairs if len(eval_set.normal_images.get((d, c), ())) < 2]
     if bare:
-        raise UserError(f"the visual memory needs at least 2 normal templates per category; none or one for "
-                        f"{', '.join(bare)} (use --evidence none, --prior attention, no image retriever)")  # fmt: skip
+        raise UserError(
+            f"the visual memory needs at least 2 normal templates per category; none or one for "
+            f"{', '.join(bare)} (use --evidence none, --prior attention, no image retriever)"
+        )
     memory = VisualMemory(uri)
     for done, (dataset, category) in enumerate(pairs):
         if progress:

@@ -17,8 +17,9 @@ from reason_iad.eval.run_config import EvalRunConfig
 Knowledge = Mapping[tuple[str, str], tuple[str, ...]]
 
 
-def answer_item(reasoner, item: EvalItem, image, template, knowledge: Sequence[str], aids=None,
-                mask=None) -> AnswerRecord:  # fmt: skip
+def answer_item(
+    reasoner, item: EvalItem, image, template, knowledge: Sequence[str], aids=None, mask=None
+) -> AnswerRecord:
     """Ask one question (fresh inspection, no history) and record both the read-out and the parsed letter.
 
     `aids` (a `PromptAids`) adds the visual memory's evidence and retrieved knowledge, when the run uses them.
@@ -32,19 +33,37 @@ def answer_item(reasoner, item: EvalItem, image, template, knowledge: Sequence[s
     if extra is not None:
         image = extra.image
         knowledge = extra.knowledge if extra.knowledge is not None else knowledge
-    request = InspectionRequest(image=image, question=item.question, template=template, category=item.category,
-                                knowledge=tuple(knowledge), evidence=extra.evidence if extra else "",
-                                patch_prior=extra.patch_prior if extra else None)  # fmt: skip
+    request = InspectionRequest(
+        image=image,
+        question=item.question,
+        template=template,
+        category=item.category,
+        knowledge=tuple(knowledge),
+        evidence=extra.evidence if extra else "",
+        patch_prior=extra.patch_prior if extra else None,
+    )
     inspection = reasoner.run(request)
     grounding = None if mask is None else inspection_grounding(mask, inspection, extra.anomaly if extra else None)
     return AnswerRecord(
-        id=item.id, image=item.image, dataset=item.dataset, category=item.category, subtask=item.subtask,
-        is_normal=item.is_normal, correct_answer=item.answer, readout_answer=inspection.answer,
-        parsed_answer=parse_answer(inspection.rationale, item.question.options), readout=reasoner.config.readout,
-        question_index=item.question_index, question=item.question.text, options=dict(item.question.options),
-        reply=inspection.rationale, option_probs=dict(inspection.option_probs), template=item.template,
-        seconds=round(time.perf_counter() - started, 4), grounding=grounding,
-    )  # fmt: skip
+        id=item.id,
+        image=item.image,
+        dataset=item.dataset,
+        category=item.category,
+        subtask=item.subtask,
+        is_normal=item.is_normal,
+        correct_answer=item.answer,
+        readout_answer=inspection.answer,
+        parsed_answer=parse_answer(inspection.rationale, item.question.options),
+        readout=reasoner.config.readout,
+        question_index=item.question_index,
+        question=item.question.text,
+        options=dict(item.question.options),
+        reply=inspection.rationale,
+        option_probs=dict(inspection.option_probs),
+        template=item.template,
+        seconds=round(time.perf_counter() - started, 4),
+        grounding=grounding,
+    )
 
 
 def answer_items(reasoner, items: Sequence[EvalItem], knowledge: Knowledge, aids=None) -> Iterator[AnswerRecord]:
@@ -62,8 +81,15 @@ def answer_items(reasoner, items: Sequence[EvalItem], knowledge: Knowledge, aids
         if item.mask_path is not None and item.mask_path not in masks:
             masks = {item.mask_path: load_mask(item.mask_path, image.size)}
         template = loaded[item.template_path] if item.template_path is not None else None
-        yield answer_item(reasoner, item, image, template, knowledge.get((item.dataset, item.category), ()), aids,
-                          masks.get(item.mask_path) if item.mask_path is not None else None)  # fmt: skip
+        yield answer_item(
+            reasoner,
+            item,
+            image,
+            template,
+            knowledge.get((item.dataset, item.category), ()),
+            aids,
+            masks.get(item.mask_path) if item.mask_path is not None else None,
+        )
 
 
 def shard_by_image(items: Sequence[EvalItem]) -> list[tuple[EvalItem, ...]]:
@@ -114,6 +140,12 @@ class LocalAnswerer:
 
 def read_set(config: EvalRunConfig) -> EvalSet:
     """The run's questions, as its configuration selects them."""
-    return read_eval_set(config.data, shots=config.shots, similar_template=config.similar_template,
-                         knowledge=config.knowledge, categories=config.categories, subtasks=config.subtasks,
-                         skip_missing=config.skip_missing)  # fmt: skip
+    return read_eval_set(
+        config.data,
+        shots=config.shots,
+        similar_template=config.similar_template,
+        knowledge=config.knowledge,
+        categories=config.categories,
+        subtasks=config.subtasks,
+        skip_missing=config.skip_missing,
+    )

@@ -134,8 +134,14 @@ class RayAnswerer:
         if address is None:
             wanted = (self.cluster.workers or DEFAULT_CPU_WORKERS) * self.cluster.threads_per_worker
             cpus = max(os.cpu_count() or 1, wanted)
-            ray.init(address="local", num_cpus=cpus, include_dashboard=False, log_to_driver=False,
-                     logging_level=logging.WARNING, object_store_memory=LOCAL_OBJECT_STORE_BYTES)  # fmt: skip
+            ray.init(
+                address="local",
+                num_cpus=cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.WARNING,
+                object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+            )
             return
         try:
             ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
@@ -151,8 +157,9 @@ class RayAnswerer:
         if per_gpu * workers > gpus + 1e-9:
             raise UserError(f"{workers} workers x {per_gpu:g} GPUs need more than the cluster's {gpus:g} GPUs")
         if workers < 1 or self.cluster.threads_per_worker * workers > cpus + 1e-9:
-            raise UserError(f"{workers} workers x {self.cluster.threads_per_worker} CPUs do not fit the cluster's "
-                            f"{cpus:g} CPUs")  # fmt: skip
+            raise UserError(
+                f"{workers} workers x {self.cluster.threads_per_worker} CPUs do not fit the cluster's {cpus:g} CPUs"
+            )
         return per_gpu, workers
 
     def answers(self, items: Sequence[EvalItem]) -> Iterator[AnswerRecord]:
@@ -173,8 +180,9 @@ class RayAnswerer:
             try:
                 result: ShardResult = ray.get(done)
             except ray.exceptions.RayActorError as err:
-                raise UserError(f"a Ray worker died: {_first_line(err)}; answers so far are saved, rerun to "
-                                "resume") from err  # fmt: skip
+                raise UserError(
+                    f"a Ray worker died: {_first_line(err)}; answers so far are saved, rerun to resume"
+                ) from err
             if result.error:
                 raise UserError(result.error)
             submit(actor)

@@ -163,12 +163,22 @@ def _build_items(root: Path, key: str, record: MMADRecord, template: str | None,
             asked = Question(question.question, tuple(question.options.items()))
         except UserError as err:
             raise UserError(f"{key}, question {index + 1}: {err}") from err
-        items.append(EvalItem(
-            image=key, question_index=index, question=asked,
-            answer=question.answer, subtask=question.type, dataset=dataset, category=category,
-            is_normal=is_normal_image(key), image_path=root / key,
-            template=template, template_path=None if template is None else root / template, mask_path=mask,
-        ))  # fmt: skip
+        items.append(
+            EvalItem(
+                image=key,
+                question_index=index,
+                question=asked,
+                answer=question.answer,
+                subtask=question.type,
+                dataset=dataset,
+                category=category,
+                is_normal=is_normal_image(key),
+                image_path=root / key,
+                template=template,
+                template_path=None if template is None else root / template,
+                mask_path=mask,
+            )
+        )
     return items
 
 
@@ -186,8 +196,9 @@ def _missing(root: Path, key: str, template: str | None, shots: int, source: Pat
 
 
 def _refuse_missing(missing: list[str], total: int, root: Path) -> None:
-    shown = "; ".join(missing[:SHOWN_MISSING]) + (f"; and {len(missing) - SHOWN_MISSING} more" if
-                                                   len(missing) > SHOWN_MISSING else "")  # fmt: skip
+    shown = "; ".join(missing[:SHOWN_MISSING]) + (
+        f"; and {len(missing) - SHOWN_MISSING} more" if len(missing) > SHOWN_MISSING else ""
+    )
     raise UserError(
         f"{len(missing)} of {total} images are missing under {root}: {shown}. Pass --skip-missing to skip them"
     )
@@ -197,11 +208,15 @@ def _refuse_all_skipped(missing: list[str], root: Path, mmad_path: Path) -> None
     """Every image was skipped (`skip_missing`): say how many are missing where, with an example path."""
     images = [m for m in missing if " (" not in m]  # the others have their image but not their template
     if len(images) == len(missing):
-        raise UserError(f"all {len(missing)} images are missing under {root} (e.g. {root / images[0]}); pass the "
-                        f"folder the image paths of {mmad_path.name} are relative to")  # fmt: skip
+        raise UserError(
+            f"all {len(missing)} images are missing under {root} (e.g. {root / images[0]}); pass the "
+            f"folder the image paths of {mmad_path.name} are relative to"
+        )
     example = f"{root / images[0]}" if images else missing[0]
-    raise UserError(f"none of the {len(missing)} images can be asked: {len(images)} are missing under {root} and "
-                    f"{len(missing) - len(images)} lack their one-shot template (e.g. {example}); try --shots 0")
+    raise UserError(
+        f"none of the {len(missing)} images can be asked: {len(images)} are missing under {root} and "
+        f"{len(missing) - len(images)} lack their one-shot template (e.g. {example}); try --shots 0"
+    )
 
 
 def read_eval_set(
@@ -254,12 +269,18 @@ def read_eval_set(
         raise UserError(f"no questions to ask in {mmad_path} with the chosen categories and subtasks")
     pairs = sorted({(item.dataset, item.category) for item in items})
     entries = load_knowledge(root, pairs) if knowledge == "all" else {}
-    return EvalSet(root=root, items=tuple(items), knowledge=entries, skipped_images=tuple(missing),
-                   normal_images=normal_images(root, records, keys))  # fmt: skip
+    return EvalSet(
+        root=root,
+        items=tuple(items),
+        knowledge=entries,
+        skipped_images=tuple(missing),
+        normal_images=normal_images(root, records, keys),
+    )
 
 
-def normal_images(root: Path, records: dict[str, MMADRecord], keys: Sequence[str]) -> dict[tuple[str, str],
-                                                                                            tuple[Path, ...]]:
+def normal_images(
+    root: Path, records: dict[str, MMADRecord], keys: Sequence[str]
+) -> dict[tuple[str, str], tuple[Path, ...]]:
     """Per (dataset, category): every normal template the chosen records name that exists under `root`, sorted."""
     found: dict[tuple[str, str], set[Path]] = {}
     for key in keys:
@@ -275,8 +296,10 @@ def load_knowledge(root: Path, pairs: Sequence[tuple[str, str]]) -> dict[tuple[s
     """MMAD's knowledge mode: all entries of each (dataset, category), in file order, from `domain_knowledge.json`."""
     path = root / KNOWLEDGE_FILE
     if not path.is_file():
-        raise UserError(f"--knowledge all needs {path}; for a dataset without it use --mode latent or plain (no "
-                        "knowledge in the prompt)")  # fmt: skip
+        raise UserError(
+            f"--knowledge all needs {path}; for a dataset without it use --mode latent or plain (no "
+            "knowledge in the prompt)"
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:

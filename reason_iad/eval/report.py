@@ -27,10 +27,15 @@ from reason_iad.eval.score import AVERAGE, DETECTION_COLUMNS, SCORE_COLUMNS, Dat
 
 TABLE_HEADER: tuple[str, ...] = ("", *SCORE_COLUMNS, AVERAGE, *DETECTION_COLUMNS)
 SHORT_NAMES = {
-    "Anomaly Detection": "AnoDet", "Defect Classification": "DefCls", "Defect Localization": "DefLoc",
-    "Defect Description": "DefDesc", "Defect Analysis": "DefAna", "Object Classification": "ObjCls",
-    "Object Analysis": "ObjAna", AVERAGE: "Avg",
-}  # fmt: skip
+    "Anomaly Detection": "AnoDet",
+    "Defect Classification": "DefCls",
+    "Defect Localization": "DefLoc",
+    "Defect Description": "DefDesc",
+    "Defect Analysis": "DefAna",
+    "Object Classification": "ObjCls",
+    "Object Analysis": "ObjAna",
+    AVERAGE: "Avg",
+}
 PNG_NOTE = "no PNG: kaleido is not installed (plotly needs it and a Chrome download for static images)"
 
 
@@ -75,8 +80,12 @@ def markdown_table(table: ScoreTable) -> str:
     header = ["Dataset", *(SHORT_NAMES[c] for c in (*SCORE_COLUMNS, AVERAGE)), "Overkill", "Miss"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in table.rows:
-        values = [*(row.accuracy[c] for c in SCORE_COLUMNS), row.average, row.detection["Overkill"],
-                  row.detection["Miss"]]  # fmt: skip
+        values = [
+            *(row.accuracy[c] for c in SCORE_COLUMNS),
+            row.average,
+            row.detection["Overkill"],
+            row.detection["Miss"],
+        ]
         name = f"**{row.dataset}**" if row.dataset == AVERAGE else row.dataset
         lines.append("| " + " | ".join([name, *(_cell(v) for v in values)]) + " |")
     return "\n".join(lines)
@@ -84,36 +93,62 @@ def markdown_table(table: ScoreTable) -> str:
 
 def _describe(run: ScoredRun) -> list[str]:
     scores, meta = run.scores, run.meta
-    scored = "the engine's read-out letter" if scores.source == "readout" else (
-        f"the letter parsed from the reply by the {meta.get('reply parser', 'strict')} parser")  # fmt: skip
+    scored = (
+        "the engine's read-out letter"
+        if scores.source == "readout"
+        else (f"the letter parsed from the reply by the {meta.get('reply parser', 'strict')} parser")
+    )
     lines = [f"- scored: {scored} (`--score {scores.source}`); engine read-out: {', '.join(scores.readouts) or '–'}"]
     lines += [f"- {key}: {value}" for key, value in meta.items()]
     by_subtask = ", ".join(f"{k}: {v}" for k, v in scores.unparseable_by_subtask.items())
-    lines.append(f"- answers: {scores.num_answers}; unparseable: {scores.num_unparseable}"
-                 + (f" ({by_subtask})" if by_subtask else ""))  # fmt: skip
+    lines.append(
+        f"- answers: {scores.num_answers}; unparseable: {scores.num_unparseable}"
+        + (f" ({by_subtask})" if by_subtask else "")
+    )
     return lines
 
 
 def run_markdown(run: ScoredRun) -> str:
     """The markdown report of one run: what was scored, both tables, then the grounding figures."""
     grounding = [grounding_markdown(run.scores.grounding)] if run.scores.grounding is not None else []
-    return "\n".join([
-        f"# MMAD evaluation: {run.label}", "", *_describe(run), "",
-        "## Accuracy (%), unparseable replies left out", "", markdown_table(run.scores.dropped), "",
-        "## Accuracy (%), unparseable replies counted as wrong", "", markdown_table(run.scores.as_wrong), "",
-        "Anomaly Detection is balanced accuracy (mean of normal and anomalous accuracy); Object Analysis merges "
-        "Object Structure and Object Details; – marks cells without questions (left out of the averages).", "",
-        *grounding,
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f"# MMAD evaluation: {run.label}",
+            "",
+            *_describe(run),
+            "",
+            "## Accuracy (%), unparseable replies left out",
+            "",
+            markdown_table(run.scores.dropped),
+            "",
+            "## Accuracy (%), unparseable replies counted as wrong",
+            "",
+            markdown_table(run.scores.as_wrong),
+            "",
+            "Anomaly Detection is balanced accuracy (mean of normal and anomalous accuracy); Object Analysis merges "
+            "Object Structure and Object Details; – marks cells without questions (left out of the averages).",
+            "",
+            *grounding,
+        ]
+    )
 
 
 def _heatmap(rows: list[str], columns: list[str], values: list[list[float | None]], title: str):
     import plotly.graph_objects as go
 
-    figure = go.Figure(go.Heatmap(
-        z=values, x=columns, y=rows, zmin=25, zmax=100, colorscale="RdBu_r", texttemplate="%{z:.1f}",
-        hovertemplate="%{y} · %{x}: %{z:.2f}%<extra></extra>", colorbar={"title": "%"},
-    ))  # fmt: skip
+    figure = go.Figure(
+        go.Heatmap(
+            z=values,
+            x=columns,
+            y=rows,
+            zmin=25,
+            zmax=100,
+            colorscale="RdBu_r",
+            texttemplate="%{z:.1f}",
+            hovertemplate="%{y} · %{x}: %{z:.2f}%<extra></extra>",
+            colorbar={"title": "%"},
+        )
+    )
     figure.update_layout(title=title, yaxis={"autorange": "reversed"}, height=160 + 40 * len(rows))
     return figure
 
@@ -148,8 +183,9 @@ def write_run_report(run: ScoredRun, out_dir: str | Path) -> ReportFiles:
     paths.append(write_csv(run.scores.dropped, out / "accuracy.csv"))
     paths.append(write_csv(run.scores.as_wrong, out / "accuracy_unparseable_wrong.csv"))
     markdown = run_markdown(run)
-    figures, note = _write_figure(table_heatmap(run.scores.dropped, f"MMAD accuracy (%): {run.label}"),
-                                  out / "heatmap.html")  # fmt: skip
+    figures, note = _write_figure(
+        table_heatmap(run.scores.dropped, f"MMAD accuracy (%): {run.label}"), out / "heatmap.html"
+    )
     figures += _write_grounding([run], out / "grounding", f"Grounding (%): {run.label}")
     if note:
         markdown += f"\n{note}.\n"
@@ -172,28 +208,63 @@ def _comparison_rows(runs: Sequence[ScoredRun]) -> list[list]:
     rows = []
     for run in runs:
         mean = run.scores.dropped.mean
-        rows.append([run.label, *(mean.accuracy[c] for c in SCORE_COLUMNS), mean.average,
-                     mean.detection["Overkill"], mean.detection["Miss"], run.scores.num_answers,
-                     run.scores.num_unparseable, run.scores.as_wrong.mean.average])  # fmt: skip
+        rows.append(
+            [
+                run.label,
+                *(mean.accuracy[c] for c in SCORE_COLUMNS),
+                mean.average,
+                mean.detection["Overkill"],
+                mean.detection["Miss"],
+                run.scores.num_answers,
+                run.scores.num_unparseable,
+                run.scores.as_wrong.mean.average,
+            ]
+        )
     return rows
 
 
-COMPARISON_HEADER = ("run", *SCORE_COLUMNS, AVERAGE, "Overkill", "Miss", "answers", "unparseable",
-                     "Average (unparseable wrong)")  # fmt: skip
+COMPARISON_HEADER = (
+    "run",
+    *SCORE_COLUMNS,
+    AVERAGE,
+    "Overkill",
+    "Miss",
+    "answers",
+    "unparseable",
+    "Average (unparseable wrong)",
+)
 
 
 def comparison_markdown(runs: Sequence[ScoredRun]) -> str:
     """Runs side by side (Average rows), then each run's settings and per-dataset averages."""
-    header = ["Run", *(SHORT_NAMES[c] for c in (*SCORE_COLUMNS, AVERAGE)), "Overkill", "Miss", "Answers",
-              "Unparseable", "Avg (unparseable wrong)"]  # fmt: skip
-    lines = ["# MMAD comparison", "", "Average over datasets, accuracy in %; unparseable replies dropped unless "
-             "stated.", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]  # fmt: skip
+    header = [
+        "Run",
+        *(SHORT_NAMES[c] for c in (*SCORE_COLUMNS, AVERAGE)),
+        "Overkill",
+        "Miss",
+        "Answers",
+        "Unparseable",
+        "Avg (unparseable wrong)",
+    ]
+    lines = [
+        "# MMAD comparison",
+        "",
+        "Average over datasets, accuracy in %; unparseable replies dropped unless stated.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
     for row in _comparison_rows(runs):
         cells = [row[0], *(_cell(v) for v in row[1:11]), str(row[11]), str(row[12]), _cell(row[13])]
         lines.append("| " + " | ".join(cells) + " |")
     datasets = sorted({r.dataset for run in runs for r in run.scores.dropped.datasets})
-    lines += ["", "## Average per dataset", "", "| Run | " + " | ".join(datasets) + " |",
-              "|" + "---|" * (len(datasets) + 1)]  # fmt: skip
+    lines += [
+        "",
+        "## Average per dataset",
+        "",
+        "| Run | " + " | ".join(datasets) + " |",
+        "|" + "---|" * (len(datasets) + 1),
+    ]
     for run in runs:
         by_name = {r.dataset: r.average for r in run.scores.dropped.datasets}
         lines.append("| " + " | ".join([run.label, *(_cell(by_name.get(d)) for d in datasets)]) + " |")

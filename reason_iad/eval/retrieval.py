@@ -32,16 +32,23 @@ class RetrievalReport:
     def markdown(self) -> str:
         """A small table for reports and the model card."""
         head = f"| retriever | defective images | top-{self.k} (all entries) | top-{self.k} (in category) "
-        return "\n".join([
-            head + "| top-1 (in category) | anomaly crop used |",
-            "| --- | --- | --- | --- | --- | --- |",
-            f"| {self.retriever} | {self.images} | {self.top_k_all:.1f} | {self.top_k_category:.1f} | "
-            f"{self.top1_category:.1f} | {self.focused:.1f} |",
-        ])  # fmt: skip
+        return "\n".join(
+            [
+                head + "| top-1 (in category) | anomaly crop used |",
+                "| --- | --- | --- | --- | --- | --- |",
+                f"| {self.retriever} | {self.images} | {self.top_k_all:.1f} | {self.top_k_category:.1f} | "
+                f"{self.top1_category:.1f} | {self.focused:.1f} |",
+            ]
+        )
 
 
-def evaluate_retrieval(data: str | Path, retriever: str = "tiny_clip", k: int = 3, focus: bool = True,
-                       progress: Callable[[str], None] | None = None) -> RetrievalReport:  # fmt: skip
+def evaluate_retrieval(
+    data: str | Path,
+    retriever: str = "tiny_clip",
+    k: int = 3,
+    focus: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> RetrievalReport:
     """Measure retrieval on the defective images of the dataset at `data` (see the module docstring).
 
     Raises:
@@ -79,5 +86,6 @@ def evaluate_retrieval(data: str | Path, retriever: str = "tiny_clip", k: int = 
     if not hits_all:
         raise UserError(f"no defective images with a matching entry in {eval_set.root}/domain_knowledge.json")
     percent = lambda values: round(100.0 * sum(values) / len(values), 1)  # noqa: E731
-    return RetrievalReport(len(hits_all), k, percent(hits_all), percent(hits_category), percent(top1),
-                           percent(focused), retriever)  # fmt: skip
+    return RetrievalReport(
+        len(hits_all), k, percent(hits_all), percent(hits_category), percent(top1), percent(focused), retriever
+    )

@@ -43,11 +43,13 @@ class EvalRunConfig:
             raise UserError(f"knowledge must be one of {', '.join(KNOWLEDGE_MODES)}, not {self.knowledge!r}")
         mode = self.reasoning.mode
         if self.reasoning.uses_knowledge and self.knowledge == "none":
-            raise UserError(f"--mode {mode} puts knowledge in the prompt: use --knowledge all or retrieved, or --mode "
-                            "plain/latent")
+            raise UserError(
+                f"--mode {mode} puts knowledge in the prompt: use --knowledge all or retrieved, or --mode plain/latent"
+            )
         if not self.reasoning.uses_knowledge and self.knowledge != "none":
-            raise UserError(f"--mode {mode} uses no knowledge: drop --knowledge {self.knowledge} (or use "
-                            "--mode knowledge/full)")  # fmt: skip
+            raise UserError(
+                f"--mode {mode} uses no knowledge: drop --knowledge {self.knowledge} (or use --mode knowledge/full)"
+            )
         if self.retriever and self.knowledge != "retrieved":
             raise UserError("an image retriever (--clip) is used only with --knowledge retrieved")
 

@@ -102,11 +102,18 @@ def run_eval(
             answerer.close()
     scored, report = report_run(run_dir, score, parser=parser)
     return EvalRunResult(
-        run_dir=run_dir, total_questions=len(eval_set.items), planned=len(items),
-        answered_before=len(items) - len(todo), answered_now=len(todo), skipped_images=eval_set.skipped_images,
-        workers=answerer.workers if answerer else 0, setup_seconds=setup_seconds, answer_seconds=answer_seconds,
-        scored=scored, report=report,
-    )  # fmt: skip
+        run_dir=run_dir,
+        total_questions=len(eval_set.items),
+        planned=len(items),
+        answered_before=len(items) - len(todo),
+        answered_now=len(todo),
+        skipped_images=eval_set.skipped_images,
+        workers=answerer.workers if answerer else 0,
+        setup_seconds=setup_seconds,
+        answer_seconds=answer_seconds,
+        scored=scored,
+        report=report,
+    )
 
 
 def _answerer(config: EvalRunConfig, eval_set: EvalSet, cluster, backend, threads):
@@ -119,8 +126,16 @@ def _answerer(config: EvalRunConfig, eval_set: EvalSet, cluster, backend, thread
 
 def _answer_all(answerer, todo: Sequence[EvalItem], run_dir: Path, planned: int, progress: bool) -> float:
     started = time.perf_counter()
-    bar = tqdm(total=planned, initial=planned - len(todo), unit="q", desc="eval", file=sys.stderr,
-               disable=None if progress else True, dynamic_ncols=True, smoothing=0.1)  # fmt: skip
+    bar = tqdm(
+        total=planned,
+        initial=planned - len(todo),
+        unit="q",
+        desc="eval",
+        file=sys.stderr,
+        disable=None if progress else True,
+        dynamic_ncols=True,
+        smoothing=0.1,
+    )
     with AnswerWriter(run_dir / ANSWERS_FILE) as writer, bar:
         for record in answerer.answers(todo):
             writer.append(record)
@@ -128,8 +143,9 @@ def _answer_all(answerer, todo: Sequence[EvalItem], run_dir: Path, planned: int,
     return time.perf_counter() - started
 
 
-def load_scored_run(run_dir: str | Path, score: ScoreSource = "readout", label: str | None = None,
-                    parser: str = "strict") -> ScoredRun:  # fmt: skip
+def load_scored_run(
+    run_dir: str | Path, score: ScoreSource = "readout", label: str | None = None, parser: str = "strict"
+) -> ScoredRun:
     """Score the answers of a run folder (`run.json` + `answers.jsonl`); `parser` reads the replies for `parsed`."""
     run_dir = Path(run_dir)
     run = read_run_file(run_dir)
@@ -137,13 +153,18 @@ def load_scored_run(run_dir: str | Path, score: ScoreSource = "readout", label: 
     log = read_answers(run_dir / ANSWERS_FILE)
     reasoning = config.reasoning
     meta = {
-        "model": config.backend.model, "mode": reasoning.mode, "readout": reasoning.readout,
-        "steps": reasoning.num_steps if reasoning.uses_latents else 0, "seed": reasoning.seed,
-        "shots": config.shots, "template": "similar" if config.similar_template else "random",
-        "knowledge": config.knowledge, "data": config.data,
+        "model": config.backend.model,
+        "mode": reasoning.mode,
+        "readout": reasoning.readout,
+        "steps": reasoning.num_steps if reasoning.uses_latents else 0,
+        "seed": reasoning.seed,
+        "shots": config.shots,
+        "template": "similar" if config.similar_template else "random",
+        "knowledge": config.knowledge,
+        "data": config.data,
         "answered": f"{len(log.records)} of {run.get('questions', '?')} questions",
         "skipped images (missing)": len(run.get("skipped_images", [])),
-    }  # fmt: skip
+    }
     if config.shots == 0:
         del meta["template"]
     if score == "parsed":
@@ -152,8 +173,9 @@ def load_scored_run(run_dir: str | Path, score: ScoreSource = "readout", label: 
     return ScoredRun(label=label or run_dir.name, scores=score_answers(records, score), meta=meta)
 
 
-def report_run(run_dir: str | Path, score: ScoreSource = "readout", out_dir: str | Path | None = None,
-               parser: str = "strict"):  # fmt: skip
+def report_run(
+    run_dir: str | Path, score: ScoreSource = "readout", out_dir: str | Path | None = None, parser: str = "strict"
+):
     """Score a run folder and write its report (into the run folder by default); returns (ScoredRun, ReportFiles)."""
     scored = load_scored_run(run_dir, score, parser=parser)
     return scored, write_run_report(scored, out_dir or run_dir)

@@ -141,10 +141,14 @@ def _dataset_row(dataset: str, records: Sequence[AnswerRecord], source: ScoreSou
     accuracy = {column: tallies[column].accuracy for column in SCORE_COLUMNS}
     accuracy[ANOMALY_DETECTION] = _mean([normal.accuracy, anomalous.accuracy])  # balanced accuracy
     return DatasetScores(
-        dataset=dataset, accuracy=accuracy, average=_mean(accuracy.values()),
-        detection=_detection(normal, anomalous), normal_accuracy=normal.accuracy,
-        anomalous_accuracy=anomalous.accuracy, questions={c: tallies[c].total for c in SCORE_COLUMNS},
-    )  # fmt: skip
+        dataset=dataset,
+        accuracy=accuracy,
+        average=_mean(accuracy.values()),
+        detection=_detection(normal, anomalous),
+        normal_accuracy=normal.accuracy,
+        anomalous_accuracy=anomalous.accuracy,
+        questions={c: tallies[c].total for c in SCORE_COLUMNS},
+    )
 
 
 def _mean_row(rows: Sequence[DatasetScores]) -> DatasetScores:
@@ -182,9 +186,12 @@ def score_answers(records: Sequence[AnswerRecord], source: ScoreSource = "readou
         raise ValueError(f"source must be readout or parsed, not {source!r}")
     unparseable = Counter(score_column(r.subtask) for r in records if r.scored_answer(source) is None)
     return EvalScores(
-        source=source, readouts=tuple(sorted({r.readout for r in records})), num_answers=len(records),
+        source=source,
+        readouts=tuple(sorted({r.readout for r in records})),
+        num_answers=len(records),
         num_unparseable=sum(unparseable.values()),
         unparseable_by_subtask={c: unparseable[c] for c in SCORE_COLUMNS if unparseable[c]},
-        dropped=score_table(records, source, "dropped"), as_wrong=score_table(records, source, "wrong"),
+        dropped=score_table(records, source, "dropped"),
+        as_wrong=score_table(records, source, "wrong"),
         grounding=score_grounding(records, source),
-    )  # fmt: skip
+    )

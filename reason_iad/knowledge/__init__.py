@@ -41,8 +41,9 @@ def _spec(name: str) -> str:
     return name.removesuffix(":random") if name.startswith("open_clip:") else name
 
 
-def follow_store(config: KnowledgeConfig, text_embedder: str | None = None,
-                 image_embedder: str | None = None) -> KnowledgeConfig:  # fmt: skip
+def follow_store(
+    config: KnowledgeConfig, text_embedder: str | None = None, image_embedder: str | None = None
+) -> KnowledgeConfig:
     """`config` with the embedders to open its knowledge base with.
 
     An embedder given here (a user's flag) wins; otherwise an existing knowledge base is opened with the

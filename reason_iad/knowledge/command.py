@@ -17,37 +17,84 @@ def register(subparsers) -> None:
     """Add `kb` and its actions."""
     parser = subparsers.add_parser("kb", help="curate the knowledge base (LanceDB)", description=__doc__)
     parser.add_argument("--db", default="", help="database folder or object-store URI (default: the user data dir)")
-    parser.add_argument("--text-embedder", default=None,
-                        help="minilm, fake[:dim], ... (default: the one the knowledge base records; minilm for a "
-                        "new one); a different one is refused except by `reembed`")  # fmt: skip
-    parser.add_argument("--image-embedder", default=None,
-                        help="tiny_clip, open_clip:ViT-B-32:/path/weights.safetensors or none (default: the one the "
-                        "knowledge base records; for a new one tiny_clip, the embedded model's retriever)")  # fmt: skip
+    parser.add_argument(
+        "--text-embedder",
+        default=None,
+        help="minilm, fake[:dim], ... (default: the one the knowledge base records; minilm for a "
+        "new one); a different one is refused except by `reembed`",
+    )
+    parser.add_argument(
+        "--image-embedder",
+        default=None,
+        help="tiny_clip, open_clip:ViT-B-32:/path/weights.safetensors or none (default: the one the "
+        "knowledge base records; for a new one tiny_clip, the embedded model's retriever)",
+    )
     actions = parser.add_subparsers(title="actions", metavar="ACTION", required=True)
     _add(actions, "list", "list entries", [("--dataset", {}), ("--category", {}), ("--version", {"type": int})])
     _add(actions, "show", "show one entry", [("id", {})])
-    entry_fields = [("--dataset", {"required": True}), ("--category", {"required": True}),
-                    ("--defect", {"required": True, "help": "defect type, or 'good' for the normal appearance"}),
-                    ("--title", {"required": True}), ("--text", {}), ("--text-file", {}), ("--author", {})]  # fmt: skip
+    entry_fields = [
+        ("--dataset", {"required": True}),
+        ("--category", {"required": True}),
+        ("--defect", {"required": True, "help": "defect type, or 'good' for the normal appearance"}),
+        ("--title", {"required": True}),
+        ("--text", {}),
+        ("--text-file", {}),
+        ("--author", {}),
+    ]
     _add(actions, "add", "add an entry", entry_fields)
-    _add(actions, "edit", "edit an entry", [("id", {}), ("--title", {}), ("--text", {}), ("--text-file", {}),
-                                            ("--author", {}), ("--summary", {})])  # fmt: skip
-    _add(actions, "delete", "delete entries", [("ids", {"nargs": "+"}), ("--author", {}), ("--summary", {}),
-                                               ("--yes", {"action": "store_true", "help": "do not ask"})])  # fmt: skip
-    _add(actions, "search", "search titles and texts", [
-        ("query", {}), ("--mode", {"choices": ["fts", "semantic", "hybrid"], "default": "hybrid"}),
-        ("-k", {"type": int, "default": 10}), ("--dataset", {}), ("--category", {})])  # fmt: skip
+    _add(
+        actions,
+        "edit",
+        "edit an entry",
+        [("id", {}), ("--title", {}), ("--text", {}), ("--text-file", {}), ("--author", {}), ("--summary", {})],
+    )
+    _add(
+        actions,
+        "delete",
+        "delete entries",
+        [
+            ("ids", {"nargs": "+"}),
+            ("--author", {}),
+            ("--summary", {}),
+            ("--yes", {"action": "store_true", "help": "do not ask"}),
+        ],
+    )
+    _add(
+        actions,
+        "search",
+        "search titles and texts",
+        [
+            ("query", {}),
+            ("--mode", {"choices": ["fts", "semantic", "hybrid"], "default": "hybrid"}),
+            ("-k", {"type": int, "default": 10}),
+            ("--dataset", {}),
+            ("--category", {}),
+        ],
+    )
     partial = {"action": "store_true", "help": "write the valid entries even if some are refused"}
-    _add(actions, "import", "import MMAD domain_knowledge.json or JSONL",
-         [("file", {}), ("--author", {}), ("--partial", partial)])  # fmt: skip
-    _add(actions, "export", "export as JSONL or MMAD domain_knowledge.json", [
-        ("file", {}), ("--format", {"choices": ["jsonl", "mmad"]}), ("--version", {"type": int})])  # fmt: skip
+    _add(
+        actions,
+        "import",
+        "import MMAD domain_knowledge.json or JSONL",
+        [("file", {}), ("--author", {}), ("--partial", partial)],
+    )
+    _add(
+        actions,
+        "export",
+        "export as JSONL or MMAD domain_knowledge.json",
+        [("file", {}), ("--format", {"choices": ["jsonl", "mmad"]}), ("--version", {"type": int})],
+    )
     _add(actions, "versions", "the change history", [])
-    _add(actions, "reembed", "recompute all vectors, with other embedders if --text-embedder/--image-embedder say so",
-         [("--author", {})])  # fmt: skip
+    _add(
+        actions,
+        "reembed",
+        "recompute all vectors, with other embedders if --text-embedder/--image-embedder say so",
+        [("--author", {})],
+    )
     _add(actions, "restore", "make an earlier version the latest", [("version", {"type": int}), ("--author", {})])
-    _add(actions, "tag", "name a version (no name: list tags)",
-         [("name", {"nargs": "?"}), ("--version", {"type": int})])  # fmt: skip
+    _add(
+        actions, "tag", "name a version (no name: list tags)", [("name", {"nargs": "?"}), ("--version", {"type": int})]
+    )
     share_options(parser)  # `kb import FILE --db DIR` as well as `kb --db DIR import FILE`
 
 
@@ -107,9 +154,11 @@ def _list(store, args) -> int:
 def _show(store, args) -> int:
     stored = store.get(args.id)
     e = stored.entry
-    print(f"id        {e.id}\ndataset   {e.dataset}\ncategory  {e.category}\ndefect    {e.defect}\n"
-          f"title     {e.title}\nsource    {e.source}\nauthor    {e.author}\ncreated   {stored.created_at}\n"
-          f"updated   {stored.updated_at}\n\n{e.text}")  # fmt: skip
+    print(
+        f"id        {e.id}\ndataset   {e.dataset}\ncategory  {e.category}\ndefect    {e.defect}\n"
+        f"title     {e.title}\nsource    {e.source}\nauthor    {e.author}\ncreated   {stored.created_at}\n"
+        f"updated   {stored.updated_at}\n\n{e.text}"
+    )
     return 0
 
 
@@ -119,9 +168,16 @@ def _add_entry(store, args) -> int:
     text = _text(args)
     if text is None:
         raise UserError("give the entry text with --text or --text-file")
-    entry = make_entry(id=entry_id(args.dataset, args.category, args.defect), dataset=args.dataset,
-                       category=args.category, defect=args.defect, title=args.title, text=text,
-                       source="curated", author=_author(args))  # fmt: skip
+    entry = make_entry(
+        id=entry_id(args.dataset, args.category, args.defect),
+        dataset=args.dataset,
+        category=args.category,
+        defect=args.defect,
+        title=args.title,
+        text=text,
+        source="curated",
+        author=_author(args),
+    )
     print(f"added {entry.id}: version {store.add([entry], _author(args))}")
     return 0
 
@@ -217,5 +273,16 @@ def _reembed(args) -> int:
     return 0
 
 
-HANDLERS = {"list": _list, "show": _show, "add": _add_entry, "edit": _edit, "delete": _delete, "search": _search,
-            "import": _import, "export": _export, "versions": _versions, "restore": _restore, "tag": _tag}  # fmt: skip
+HANDLERS = {
+    "list": _list,
+    "show": _show,
+    "add": _add_entry,
+    "edit": _edit,
+    "delete": _delete,
+    "search": _search,
+    "import": _import,
+    "export": _export,
+    "versions": _versions,
+    "restore": _restore,
+    "tag": _tag,
+}

@@ -69,9 +69,16 @@ class ExemplarStore:
         picture = load_image(image, "exemplar")
         count = self._count(equal_to("category", category))
         exemplar_id = f"{dataset}/{category}/{count:04d}-{dt.datetime.now(dt.UTC).strftime('%H%M%S%f')}".lower()
-        row = {"id": exemplar_id, "dataset": dataset, "category": category, "author": author.strip(), "note": note,
-               "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "png": png_bytes(picture),
-               "vector": self.embedder.embed_images([picture])[0].tolist()}  # fmt: skip
+        row = {
+            "id": exemplar_id,
+            "dataset": dataset,
+            "category": category,
+            "author": author.strip(),
+            "note": note,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "png": png_bytes(picture),
+            "vector": self.embedder.embed_images([picture])[0].tolist(),
+        }
         with _LOCK:
             self.table.add([row])
         return exemplar_id
@@ -128,8 +135,9 @@ class ExemplarStore:
     @staticmethod
     def _exemplar(row: dict) -> Exemplar:
         image = Image.open(io.BytesIO(row["png"])).convert("RGB")
-        return Exemplar(row["id"], row["dataset"], row["category"], image, row["author"], row["note"],
-                        row["created_at"])  # fmt: skip
+        return Exemplar(
+            row["id"], row["dataset"], row["category"], image, row["author"], row["note"], row["created_at"]
+        )
 
 
 def seed_exemplars(store: ExemplarStore, examples_dir: Path) -> int:

@@ -20,8 +20,13 @@ from reason_iad.knowledge.store import (
 BATCH = 64
 
 
-def reembed(uri: str, text_embedder: Embedder, image_embedder: Embedder | None, author: str,
-            progress: Callable[[int], None] | None = None) -> KnowledgeStore:  # fmt: skip
+def reembed(
+    uri: str,
+    text_embedder: Embedder,
+    image_embedder: Embedder | None,
+    author: str,
+    progress: Callable[[int], None] | None = None,
+) -> KnowledgeStore:
     """Recompute every entry's vectors with new embedders (any dimensions) and return the reopened store."""
     db = lancedb.connect(uri)
     table = db.open_table(KNOWLEDGE_TABLE)
@@ -29,8 +34,12 @@ def reembed(uri: str, text_embedder: Embedder, image_embedder: Embedder | None, 
     rows = []
     for start in range(0, len(stored), BATCH):
         batch = stored[start : start + BATCH]
-        new_rows = entry_rows([s.entry for s in batch], text_embedder, image_embedder,
-                              created_at={s.entry.id: s.created_at for s in batch})  # fmt: skip
+        new_rows = entry_rows(
+            [s.entry for s in batch],
+            text_embedder,
+            image_embedder,
+            created_at={s.entry.id: s.created_at for s in batch},
+        )
         for row, old in zip(new_rows, batch, strict=True):
             row["updated_at"] = old.updated_at  # re-embedding does not edit the entry
         rows += new_rows
@@ -41,7 +50,16 @@ def reembed(uri: str, text_embedder: Embedder, image_embedder: Embedder | None, 
     create_search_indexes(table)
     write_meta(db, text_embedder, image_embedder)
     names = f"{text_embedder.name}" + (f" + {image_embedder.name}" if image_embedder else "")
-    db.open_table(HISTORY_TABLE).add([HistoryRow(version=table.version, timestamp=_now(), author=author,
-                                                 action="reembed", summary=f"re-embedded {len(rows)} entries "
-                                                 f"with {names}", ids="[]")])  # fmt: skip
+    db.open_table(HISTORY_TABLE).add(
+        [
+            HistoryRow(
+                version=table.version,
+                timestamp=_now(),
+                author=author,
+                action="reembed",
+                summary=f"re-embedded {len(rows)} entries with {names}",
+                ids="[]",
+            )
+        ]
+    )
     return KnowledgeStore(uri, text_embedder, image_embedder)

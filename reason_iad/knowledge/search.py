@@ -59,8 +59,14 @@ def _hits(rows: list[dict], score_of) -> list[Hit]:
     return [Hit(stored_entry(r).entry, float(score_of(r))) for r in rows]
 
 
-def search(store: KnowledgeStore, query: str, mode: SearchMode = "hybrid", k: int = 10,
-           dataset: str | None = None, category: str | None = None) -> list[Hit]:  # fmt: skip
+def search(
+    store: KnowledgeStore,
+    query: str,
+    mode: SearchMode = "hybrid",
+    k: int = 10,
+    dataset: str | None = None,
+    category: str | None = None,
+) -> list[Hit]:
     """Search entry titles and texts: `fts` (keywords), `semantic` (sentence embeddings) or `hybrid` (both, RRF)."""
     query = query.strip()
     if not query:
@@ -89,9 +95,15 @@ def search(store: KnowledgeStore, query: str, mode: SearchMode = "hybrid", k: in
     return _hits(builder.limit(k).to_list(), score_of)
 
 
-def search_by_image(store: KnowledgeStore, image: Image.Image, k: int = 3, dataset: str | None = None,
-                    category: str | None = None, exclude_normal: bool = True,
-                    focus: tuple[int, int, int, int] | None = None) -> list[Hit]:  # fmt: skip
+def search_by_image(
+    store: KnowledgeStore,
+    image: Image.Image,
+    k: int = 3,
+    dataset: str | None = None,
+    category: str | None = None,
+    exclude_normal: bool = True,
+    focus: tuple[int, int, int, int] | None = None,
+) -> list[Hit]:
     """Entries closest to an image in the image embedder's space (cosine similarity).
 
     With `focus` (a pixel box), the query is the normalised mean of the whole image's embedding (which knows the
@@ -99,12 +111,19 @@ def search_by_image(store: KnowledgeStore, image: Image.Image, k: int = 3, datas
     """
     if store.image_embedder is None:
         raise UserError("this knowledge base has no image embedder; configure one (e.g. an open_clip model)")
-    return search_by_vector(store, query_vector(store.image_embedder, image, focus), k, dataset, category,
-                            exclude_normal)  # fmt: skip
+    return search_by_vector(
+        store, query_vector(store.image_embedder, image, focus), k, dataset, category, exclude_normal
+    )
 
 
-def search_by_vector(store: KnowledgeStore, vector: np.ndarray, k: int = 3, dataset: str | None = None,
-                     category: str | None = None, exclude_normal: bool = True) -> list[Hit]:  # fmt: skip
+def search_by_vector(
+    store: KnowledgeStore,
+    vector: np.ndarray,
+    k: int = 3,
+    dataset: str | None = None,
+    category: str | None = None,
+    exclude_normal: bool = True,
+) -> list[Hit]:
     """Entries closest to an image embedding already computed with the store's image embedder (`query_vector`)."""
     store.refresh()
     builder = store.table.search(vector, vector_column_name="image_vector").distance_type("cosine")
@@ -125,9 +144,16 @@ def query_vector(embedder, image: Image.Image, focus: tuple[int, int, int, int] 
     return mean / max(float(np.linalg.norm(mean)), 1e-12)
 
 
-def retrieve(store: KnowledgeStore, image: Image.Image, category: str | None = None, dataset: str | None = None,
-             k: int = 3, include_normal: bool = True, question: str | None = None,
-             focus: tuple[int, int, int, int] | None = None) -> Retrieval:  # fmt: skip
+def retrieve(
+    store: KnowledgeStore,
+    image: Image.Image,
+    category: str | None = None,
+    dataset: str | None = None,
+    k: int = 3,
+    include_normal: bool = True,
+    question: str | None = None,
+    focus: tuple[int, int, int, int] | None = None,
+) -> Retrieval:
     """Knowledge for one inspection: top-k defect entries of the category plus its normal entry.
 
     Entries are ranked by the image when an image embedder is configured, else by the question's meaning; with

@@ -105,8 +105,12 @@ def create_search_indexes(table) -> None:
         table.create_index(name, config=Bitmap(), replace=True)
 
 
-def entry_rows(entries: Sequence[KnowledgeEntry], text_embedder: Embedder, image_embedder: Embedder | None,
-               created_at: dict[str, str]) -> list[dict]:  # fmt: skip
+def entry_rows(
+    entries: Sequence[KnowledgeEntry],
+    text_embedder: Embedder,
+    image_embedder: Embedder | None,
+    created_at: dict[str, str],
+) -> list[dict]:
     """Arrow-ready rows with fresh vectors; `created_at` keeps the creation time of existing ids."""
     now = _now()
     bodies = [f"{e.title}\n{e.text}" for e in entries]
@@ -114,8 +118,12 @@ def entry_rows(entries: Sequence[KnowledgeEntry], text_embedder: Embedder, image
     image_vectors = image_embedder.embed_texts(bodies) if image_embedder else None
     rows = []
     for i, entry in enumerate(entries):
-        row = entry.model_dump() | {"created_at": created_at.get(entry.id, now), "updated_at": now,
-                                    "body": bodies[i], "text_vector": text_vectors[i].tolist()}  # fmt: skip
+        row = entry.model_dump() | {
+            "created_at": created_at.get(entry.id, now),
+            "updated_at": now,
+            "body": bodies[i],
+            "text_vector": text_vectors[i].tolist(),
+        }
         if image_vectors is not None:
             row["image_vector"] = image_vectors[i].tolist()
         rows.append(row)
@@ -125,8 +133,13 @@ def entry_rows(entries: Sequence[KnowledgeEntry], text_embedder: Embedder, image
 class KnowledgeStore:
     """Create/open, read, write, version and restore the knowledge base."""
 
-    def __init__(self, uri: str | Path, text_embedder: Embedder, image_embedder: Embedder | None = None,
-                 seed: Sequence[KnowledgeEntry] = ()) -> None:  # fmt: skip
+    def __init__(
+        self,
+        uri: str | Path,
+        text_embedder: Embedder,
+        image_embedder: Embedder | None = None,
+        seed: Sequence[KnowledgeEntry] = (),
+    ) -> None:
         self.uri = str(uri)
         self.text_embedder, self.image_embedder = text_embedder, image_embedder
         self._lock = _lock_for(self.uri)
@@ -160,11 +173,18 @@ class KnowledgeStore:
         """Record the seed and build the search indexes when a first run stopped before doing so."""
         first = self.table.list_versions()[0] if not self.history.count_rows() else None
         if first is not None and int(first["metadata"].get("total_rows", 0)):
-            self.history.add([HistoryRow(
-                version=first["version"], timestamp=_now(), author="seed", action="seed",
-                summary=f"seeded {first['metadata']['total_rows']} entries from the project's knowledge files",
-                ids=json.dumps([]),
-            )])  # fmt: skip
+            self.history.add(
+                [
+                    HistoryRow(
+                        version=first["version"],
+                        timestamp=_now(),
+                        author="seed",
+                        action="seed",
+                        summary=f"seeded {first['metadata']['total_rows']} entries from the project's knowledge files",
+                        ids=json.dumps([]),
+                    )
+                ]
+            )
         indexed = {column for index in self.table.list_indices() for column in index.columns}
         if not {"body", "dataset", "category"} <= indexed:
             create_search_indexes(self.table)
@@ -239,8 +259,9 @@ class KnowledgeStore:
         if version is not None:
             self._checkout(table, version)
         query = table.search()
-        condition = all_of(equal_to(name, value) for name, value in (("dataset", dataset), ("category", category))
-                           if value is not None)  # fmt: skip
+        condition = all_of(
+            equal_to(name, value) for name, value in (("dataset", dataset), ("category", category)) if value is not None
+        )
         if condition is not None:
             query = query.where(condition)
         rows = query.limit(max(table.count_rows(), 1)).to_list()
@@ -256,8 +277,15 @@ class KnowledgeStore:
         """The change history, oldest first."""
         self.history.checkout_latest()
         rows = self.history.search().limit(max(self.history.count_rows(), 1)).to_list()
-        return sorted((Change(r["version"], r["timestamp"], r["author"], r["action"], r["summary"],
-                              tuple(json.loads(r["ids"]))) for r in rows), key=lambda c: c.version)  # fmt: skip
+        return sorted(
+            (
+                Change(
+                    r["version"], r["timestamp"], r["author"], r["action"], r["summary"], tuple(json.loads(r["ids"]))
+                )
+                for r in rows
+            ),
+            key=lambda c: c.version,
+        )
 
     # ------------------------------------------------------------------ writes
     def write(self, author: str, action: str, summary: str, ids: Sequence[str], apply: Callable[[object], None]) -> int:
@@ -280,8 +308,18 @@ class KnowledgeStore:
                         raise UserError(f"could not write the knowledge base ({err}); nothing was changed") from err
                     time.sleep(0.05 * (2**attempt) * random.uniform(0.5, 1.5))  # jitter: replicas fall out of step
             version = self.table.version
-            self.history.add([HistoryRow(version=version, timestamp=_now(), author=author, action=action,
-                                         summary=summary, ids=json.dumps(list(ids)))])  # fmt: skip
+            self.history.add(
+                [
+                    HistoryRow(
+                        version=version,
+                        timestamp=_now(),
+                        author=author,
+                        action=action,
+                        summary=summary,
+                        ids=json.dumps(list(ids)),
+                    )
+                ]
+            )
             return version
 
     # ------------------------------------------------------------------ curation
@@ -333,8 +371,9 @@ class KnowledgeStore:
         missing = sorted(set(ids) - set(self.get_many(ids)))
         if not ids or missing:
             raise UserError(f"no knowledge entries with ids {_listed(missing)}" if missing else "nothing to delete")
-        return self.write(author, "delete", summary or f"deleted {', '.join(ids)}", ids,
-                          lambda t: t.delete(id_filter(ids)))  # fmt: skip
+        return self.write(
+            author, "delete", summary or f"deleted {', '.join(ids)}", ids, lambda t: t.delete(id_filter(ids))
+        )
 
     def restore(self, version: int, author: str) -> int:
         """Make `version` the latest again (as a new version; nothing is lost)."""

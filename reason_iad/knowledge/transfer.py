@@ -38,9 +38,10 @@ class ImportSummary:
 
     def describe(self) -> str:
         """One line per kind, refusals with their reasons."""
-        lines = [f"created {len(self.created)}, changed {len(self.changed)}, unchanged {len(self.unchanged)}, "
-                 f"refused {len(self.refused)}" + (f"; new version {self.version}" if self.version else
-                                                   "; nothing written")]  # fmt: skip
+        lines = [
+            f"created {len(self.created)}, changed {len(self.changed)}, unchanged {len(self.unchanged)}, "
+            f"refused {len(self.refused)}" + (f"; new version {self.version}" if self.version else "; nothing written")
+        ]
         lines += [f"refused {where}: {why}" for where, why in self.refused]
         return "\n".join(lines)
 
@@ -92,8 +93,16 @@ def parse_domain_knowledge(data: object, author: str) -> tuple[list[KnowledgeEnt
                     refused.append((where, "the text must be a string"))
                     continue
                 title, text = split_mmad_text(key, value)
-                values = dict(id=entry_id(dataset, category, key), dataset=dataset, category=category, defect=key,
-                              title=title, text=text, source="imported", author=author)  # fmt: skip
+                values = dict(
+                    id=entry_id(dataset, category, key),
+                    dataset=dataset,
+                    category=category,
+                    defect=key,
+                    title=title,
+                    text=text,
+                    source="imported",
+                    author=author,
+                )
                 entry = _validated(where, values, refused)
                 if entry is not None:
                     entries.append(entry)
@@ -138,17 +147,25 @@ def import_entries(
     existing = store.get_many(sorted(set(ids)))
     for entry in {e.id: e for e in entries}.values():
         stored = existing.get(entry.id)
-        kind = summary.created if stored is None else (
-            summary.unchanged if _same(stored.entry, entry) else summary.changed)  # fmt: skip
+        kind = (
+            summary.created
+            if stored is None
+            else (summary.unchanged if _same(stored.entry, entry) else summary.changed)
+        )
         kind.append(entry.id)
     if summary.refused and not partial:
         return summary
     duplicates = {where for where, _ in summary.refused}
-    to_write = [e for e in {e.id: e for e in entries}.values()
-                if e.id not in duplicates and e.id not in summary.unchanged]  # fmt: skip
+    to_write = [
+        e for e in {e.id: e for e in entries}.values() if e.id not in duplicates and e.id not in summary.unchanged
+    ]
     if to_write:
-        summary.version = store.upsert(to_write, author, f"imported {len(summary.created)} new, "
-                                       f"{len(summary.changed)} changed entries", action="import")  # fmt: skip
+        summary.version = store.upsert(
+            to_write,
+            author,
+            f"imported {len(summary.created)} new, {len(summary.changed)} changed entries",
+            action="import",
+        )
     if progress:
         progress(len(to_write))
     return summary

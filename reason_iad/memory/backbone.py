@@ -51,8 +51,13 @@ class EfficientNetLiteBackbone:
     152-d features (blocks 4 and 10).
     """
 
-    def __init__(self, image_size: int = 224, taps: Sequence[int] = LITE0_TAPS, device: str = "cpu",
-                 batch_size: int | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        image_size: int = 224,
+        taps: Sequence[int] = LITE0_TAPS,
+        device: str = "cpu",
+        batch_size: int | None = None,
+    ) -> None:
         if not taps or any(t not in LITE0_CHANNELS for t in taps):
             raise UserError(f"EfficientNet-Lite0 taps must be among {sorted(LITE0_CHANNELS)}, not {list(taps)}")
         self.image_size = int(image_size)
@@ -133,8 +138,9 @@ def _load_lite0():
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except (OSError, RuntimeError) as err:
-        raise UserError(f"could not read the EfficientNet-Lite0 weights at {weights}: {err}; reinstall with "
-                        f"{INSTALL_HINT}") from err  # fmt: skip
+        raise UserError(
+            f"could not read the EfficientNet-Lite0 weights at {weights}: {err}; reinstall with {INSTALL_HINT}"
+        ) from err
     model = EfficientNet.from_name("efficientnet-lite0", image_size=None)  # None: "same" padding for any size
     model.load_state_dict(state, strict=True)
     for parameter in model.parameters():

@@ -22,9 +22,15 @@ from reason_iad.memory.scoring import patch_grid_distances, raw_anomaly
 
 _T = Image.Transpose
 VIEW_TRANSFORMS: tuple[tuple[_T, ...], ...] = (
-    (), (_T.ROTATE_90,), (_T.ROTATE_180,), (_T.ROTATE_270,), (_T.FLIP_LEFT_RIGHT,),
-    (_T.FLIP_LEFT_RIGHT, _T.ROTATE_90), (_T.FLIP_LEFT_RIGHT, _T.ROTATE_180), (_T.FLIP_LEFT_RIGHT, _T.ROTATE_270),
-)  # fmt: skip
+    (),
+    (_T.ROTATE_90,),
+    (_T.ROTATE_180,),
+    (_T.ROTATE_270,),
+    (_T.FLIP_LEFT_RIGHT,),
+    (_T.FLIP_LEFT_RIGHT, _T.ROTATE_90),
+    (_T.FLIP_LEFT_RIGHT, _T.ROTATE_180),
+    (_T.FLIP_LEFT_RIGHT, _T.ROTATE_270),
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,8 +58,11 @@ class PatchSet:
     @staticmethod
     def concat(parts: Sequence[PatchSet]) -> PatchSet:
         """Rows of all parts, in order."""
-        return PatchSet(torch.cat([p.vectors for p in parts]), np.concatenate([p.exemplar_ids for p in parts]),
-                        np.concatenate([p.patches for p in parts]))  # fmt: skip
+        return PatchSet(
+            torch.cat([p.vectors for p in parts]),
+            np.concatenate([p.exemplar_ids for p in parts]),
+            np.concatenate([p.patches for p in parts]),
+        )
 
 
 def views_per_exemplar(num_exemplars: int, config: MemoryConfig) -> int:
@@ -124,8 +133,9 @@ def calibration_units(exemplar_ids: Sequence[str], limit: int, views: int) -> li
     return [(ids[i], 0) for i in picks]
 
 
-def leave_one_out_scores(backbone: Backbone, images: dict[str, Image.Image], bank: PatchSet, views: int,
-                         config: MemoryConfig) -> list[float]:  # fmt: skip
+def leave_one_out_scores(
+    backbone: Backbone, images: dict[str, Image.Image], bank: PatchSet, views: int, config: MemoryConfig
+) -> list[float]:
     """Raw image scores of normal exemplars, each against the bank without its own rows.
 
     Args:
@@ -149,6 +159,9 @@ def leave_one_out_scores(backbone: Backbone, images: dict[str, Image.Image], ban
         if not keep.any():
             continue
         distances = patch_grid_distances(features, bank.vectors[torch.from_numpy(keep)])
-        scores.append(raw_anomaly(distances, backbone.image_size, config.smoothing_sigma, config.score_mode,
-                                  config.score_top_k).score)  # fmt: skip
+        scores.append(
+            raw_anomaly(
+                distances, backbone.image_size, config.smoothing_sigma, config.score_mode, config.score_top_k
+            ).score
+        )
     return scores

@@ -78,8 +78,10 @@ def prepare_exemplar(source: ImageSource, label: str) -> Image.Image:
     """Read and normalise one exemplar (RGB, orientation, bit depth), refusing unusable ones clearly."""
     image = load_image(source, name=label)
     if min(image.size) < MIN_EXEMPLAR_SIDE:
-        raise UserError(f"exemplar {label} is {image.size[0]}x{image.size[1]}; normal exemplars need at least "
-                        f"{MIN_EXEMPLAR_SIDE} pixels per side")  # fmt: skip
+        raise UserError(
+            f"exemplar {label} is {image.size[0]}x{image.size[1]}; normal exemplars need at least "
+            f"{MIN_EXEMPLAR_SIDE} pixels per side"
+        )
     return image
 
 
@@ -97,8 +99,9 @@ class VisualMemory:
             self.device = "cuda" if torch.cuda.is_available() else "cpu"
 
     # ------------------------------------------------------------------ curation
-    def add_exemplars(self, dataset: str, category: str, images: Sequence[ImageSource],
-                      labels: Sequence[str] | None = None) -> BankInfo:  # fmt: skip
+    def add_exemplars(
+        self, dataset: str, category: str, images: Sequence[ImageSource], labels: Sequence[str] | None = None
+    ) -> BankInfo:
         """Add normal exemplars to a category and update its bank and calibration.
 
         Args:
@@ -129,8 +132,9 @@ class VisualMemory:
                 else:
                     fresh[key] = (label, image)
             if fresh:
-                self.store.add_exemplars([_exemplar_row(key, dataset, category, label, image)
-                                          for key, (label, image) in fresh.items()])  # fmt: skip
+                self.store.add_exemplars(
+                    [_exemplar_row(key, dataset, category, label, image) for key, (label, image) in fresh.items()]
+                )
                 self._update_bank(dataset, category, {k: image for k, (_, image) in fresh.items()})
             info = self.bank_info(dataset, category)
         return BankInfo(**{**info.__dict__, "skipped": tuple(skipped)})
@@ -175,21 +179,45 @@ class VisualMemory:
         if size is not None:
             patches = banks.select_coreset(patches, max(1, round(self.config.coreset_ratio * len(patches))), existing)
         images = self._exemplar_images(dataset, category)
-        self._write_bank(dataset, category, images, banks.PatchSet.concat([existing, patches]), total, views,
-                         replace=False, appended=patches)  # fmt: skip
+        self._write_bank(
+            dataset,
+            category,
+            images,
+            banks.PatchSet.concat([existing, patches]),
+            total,
+            views,
+            replace=False,
+            appended=patches,
+        )
 
-    def _write_bank(self, dataset: str, category: str, images: dict[str, Image.Image], bank: banks.PatchSet,
-                    source_patches: int, views: int, replace: bool,
-                    appended: banks.PatchSet | None = None) -> None:  # fmt: skip
+    def _write_bank(
+        self,
+        dataset: str,
+        category: str,
+        images: dict[str, Image.Image],
+        bank: banks.PatchSet,
+        source_patches: int,
+        views: int,
+        replace: bool,
+        appended: banks.PatchSet | None = None,
+    ) -> None:
         rows = appended if appended is not None else bank
         table = self.store.patch_rows(dataset, category, rows.exemplar_ids, rows.patches, rows.vectors.numpy())
         version = self.store.replace_bank(dataset, category, table) if replace else self.store.append_bank(table)
         scores = banks.leave_one_out_scores(self.backbone, images, bank, views, self.config) if len(bank) else []
-        self.store.write_calibration(CalibrationRecord(
-            dataset=dataset, category=category, bank_version=version, exemplar_ids=tuple(sorted(images)),
-            source_patches=int(source_patches), num_patches=len(bank), scores=tuple(scores),
-            false_positive_rate=self.config.false_positive_rate, updated_at=now(),
-        ))  # fmt: skip
+        self.store.write_calibration(
+            CalibrationRecord(
+                dataset=dataset,
+                category=category,
+                bank_version=version,
+                exemplar_ids=tuple(sorted(images)),
+                source_patches=int(source_patches),
+                num_patches=len(bank),
+                scores=tuple(scores),
+                false_positive_rate=self.config.false_positive_rate,
+                updated_at=now(),
+            )
+        )
         self._banks[(dataset, category)] = (version, bank)
         self.store.ensure_index(self.config.index_min_rows)
 
@@ -219,8 +247,16 @@ class VisualMemory:
         if record is None:
             return BankInfo(dataset, category, self.backbone.name, (), 0, 0, 0, None)
         calibration = self._calibration(record)
-        return BankInfo(dataset, category, self.backbone.name, record.exemplar_ids, record.num_patches,
-                        record.source_patches, record.bank_version, calibration)  # fmt: skip
+        return BankInfo(
+            dataset,
+            category,
+            self.backbone.name,
+            record.exemplar_ids,
+            record.num_patches,
+            record.source_patches,
+            record.bank_version,
+            calibration,
+        )
 
     def _calibration(self, record: CalibrationRecord) -> Calibration | None:
         if len(record.scores) < 2:
@@ -302,14 +338,25 @@ class VisualMemory:
         raw = self._raw(picture, dataset, category, record)
         calibration = self._calibration(record)
         if calibration is None:
-            raise UserError(f"{dataset}/{category} needs at least two normal exemplars (or views_per_exemplar > 1) "
-                            "before its anomaly scores can be calibrated")  # fmt: skip
+            raise UserError(
+                f"{dataset}/{category} needs at least two normal exemplars (or views_per_exemplar > 1) "
+                "before its anomaly scores can be calibrated"
+            )
         raw_map = raw.at_size(*picture.size)
         region, box, blob = locate_peak(raw_map)
         score = float(calibration.calibrate(raw.score))
-        return AnomalyEvidence(anomaly_map=calibration.calibrate(raw_map), raw_score=raw.score, score=score,
-                               verdict=calibration.verdict(score), region=region, box=box, region_mask=blob,
-                               dataset=dataset, category=category, backbone=self.backbone.name)  # fmt: skip
+        return AnomalyEvidence(
+            anomaly_map=calibration.calibrate(raw_map),
+            raw_score=raw.score,
+            score=score,
+            verdict=calibration.verdict(score),
+            region=region,
+            box=box,
+            region_mask=blob,
+            dataset=dataset,
+            category=category,
+            backbone=self.backbone.name,
+        )
 
 
 def _default_label(source: ImageSource, index: int) -> str:
@@ -317,5 +364,13 @@ def _default_label(source: ImageSource, index: int) -> str:
 
 
 def _exemplar_row(key: str, dataset: str, category: str, label: str, image: Image.Image) -> dict:
-    return {"exemplar_id": key, "dataset": dataset, "category": category, "label": label[:MAX_NAME_LENGTH],
-            "width": image.size[0], "height": image.size[1], "added_at": now(), "png": png_bytes(image)}  # fmt: skip
+    return {
+        "exemplar_id": key,
+        "dataset": dataset,
+        "category": category,
+        "label": label[:MAX_NAME_LENGTH],
+        "width": image.size[0],
+        "height": image.size[1],
+        "added_at": now(),
+        "png": png_bytes(image),
+    }

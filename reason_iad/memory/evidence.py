@@ -18,8 +18,16 @@ from scipy import ndimage
 from reason_iad.types import AnomalyEvidence
 
 REGIONS: tuple[str, ...] = (
-    "top left", "top", "top right", "left", "center", "right", "bottom left", "bottom", "bottom right",
-)  # fmt: skip
+    "top left",
+    "top",
+    "top right",
+    "left",
+    "center",
+    "right",
+    "bottom left",
+    "bottom",
+    "bottom right",
+)
 VisualMode = Literal["highlight", "contour", "box"]
 EVIDENCE_MODES: tuple[str, ...] = ("none", "highlight", "contour", "box", "text")
 HIGHLIGHT_COLOUR = (255, 32, 32)
@@ -71,8 +79,9 @@ def evidence_text(evidence: AnomalyEvidence) -> str:
     return evidence_line(evidence.verdict, evidence.region, evidence.score)
 
 
-def focus_crop(image: Image.Image, box: tuple[int, int, int, int], min_fraction: float = 0.4,
-               margin: float = 1.3) -> Image.Image:  # fmt: skip
+def focus_crop(
+    image: Image.Image, box: tuple[int, int, int, int], min_fraction: float = 0.4, margin: float = 1.3
+) -> Image.Image:
     """A square crop around `box` (x0, y0, x1, y1), shifted to stay inside the image.
 
     Its side is the box's longer side times `margin`, at least `min_fraction` of the image's shorter side.

@@ -57,8 +57,9 @@ def gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def smooth_patch_map(patch_scores: torch.Tensor, input_size: int, sigma: float) -> torch.Tensor:
     """Patch-grid scores [h, w] -> a smooth map at the backbone's input resolution [S, S] (PatchCore's map)."""
-    upsampled = F.interpolate(patch_scores[None, None], size=(input_size, input_size), mode="bilinear",
-                              align_corners=False)[0, 0]  # fmt: skip
+    upsampled = F.interpolate(
+        patch_scores[None, None], size=(input_size, input_size), mode="bilinear", align_corners=False
+    )[0, 0]
     return gaussian_blur(upsampled, sigma)
 
 

@@ -32,15 +32,31 @@ VECTOR_INDEX = "vector_idx"
 _LOCKS: dict[str, threading.RLock] = {}
 _LOCKS_GUARD = threading.Lock()
 
-EXEMPLAR_SCHEMA = pa.schema([
-    ("exemplar_id", pa.string()), ("dataset", pa.string()), ("category", pa.string()), ("label", pa.string()),
-    ("width", pa.int32()), ("height", pa.int32()), ("added_at", pa.string()), ("png", pa.binary()),
-])  # fmt: skip
-CALIBRATION_SCHEMA = pa.schema([
-    ("dataset", pa.string()), ("category", pa.string()), ("bank_version", pa.int64()),
-    ("exemplar_ids", pa.list_(pa.string())), ("source_patches", pa.int64()), ("num_patches", pa.int64()),
-    ("scores", pa.list_(pa.float64())), ("false_positive_rate", pa.float64()), ("updated_at", pa.string()),
-])  # fmt: skip
+EXEMPLAR_SCHEMA = pa.schema(
+    [
+        ("exemplar_id", pa.string()),
+        ("dataset", pa.string()),
+        ("category", pa.string()),
+        ("label", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("added_at", pa.string()),
+        ("png", pa.binary()),
+    ]
+)
+CALIBRATION_SCHEMA = pa.schema(
+    [
+        ("dataset", pa.string()),
+        ("category", pa.string()),
+        ("bank_version", pa.int64()),
+        ("exemplar_ids", pa.list_(pa.string())),
+        ("source_patches", pa.int64()),
+        ("num_patches", pa.int64()),
+        ("scores", pa.list_(pa.float64())),
+        ("false_positive_rate", pa.float64()),
+        ("updated_at", pa.string()),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -93,8 +109,15 @@ def table_key(backbone_name: str) -> str:
 
 def patch_schema(dim: int) -> pa.Schema:
     """Schema of the patch table for `dim`-d features."""
-    return pa.schema([("dataset", pa.string()), ("category", pa.string()), ("exemplar_id", pa.string()),
-                      ("patch", pa.int32()), ("vector", pa.list_(pa.float32(), dim))])  # fmt: skip
+    return pa.schema(
+        [
+            ("dataset", pa.string()),
+            ("category", pa.string()),
+            ("exemplar_id", pa.string()),
+            ("patch", pa.int32()),
+            ("vector", pa.list_(pa.float32(), dim)),
+        ]
+    )
 
 
 class MemoryStore:
@@ -109,8 +132,9 @@ class MemoryStore:
         with self.lock:
             self.exemplars = self.db.create_table(EXEMPLAR_TABLE, schema=EXEMPLAR_SCHEMA, exist_ok=True)
             self.patches = self.db.create_table(f"memory_patches_{key}", schema=patch_schema(dim), exist_ok=True)
-            self.calibration = self.db.create_table(f"memory_calibration_{key}", schema=CALIBRATION_SCHEMA,
-                                                    exist_ok=True)  # fmt: skip
+            self.calibration = self.db.create_table(
+                f"memory_calibration_{key}", schema=CALIBRATION_SCHEMA, exist_ok=True
+            )
 
     # ------------------------------------------------------------------ exemplars
     def list_exemplars(self, dataset: str, category: str) -> list[ExemplarRecord]:
@@ -173,8 +197,13 @@ class MemoryStore:
                 self.patches.delete(category_filter(dataset, category))
             else:
                 keys = ["dataset", "category", "exemplar_id", "patch"]
-                (self.patches.merge_insert(keys).when_matched_update_all().when_not_matched_insert_all()
-                 .when_not_matched_by_source_delete(category_filter(dataset, category)).execute(rows))  # fmt: skip
+                (
+                    self.patches.merge_insert(keys)
+                    .when_matched_update_all()
+                    .when_not_matched_insert_all()
+                    .when_not_matched_by_source_delete(category_filter(dataset, category))
+                    .execute(rows)
+                )
             return self.bank_version
 
     def append_bank(self, rows: pa.Table) -> int:
@@ -183,16 +212,22 @@ class MemoryStore:
             self.patches.add(rows)
             return self.bank_version
 
-    def patch_rows(self, dataset: str, category: str, exemplar_ids: Sequence[str], patches: np.ndarray,
-                   vectors: np.ndarray) -> pa.Table:  # fmt: skip
+    def patch_rows(
+        self, dataset: str, category: str, exemplar_ids: Sequence[str], patches: np.ndarray, vectors: np.ndarray
+    ) -> pa.Table:
         """Arrow rows for the patch table: one per vector."""
         count = len(vectors)
         flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).ravel())
-        return pa.table({
-            "dataset": pa.array([dataset] * count, pa.string()), "category": pa.array([category] * count, pa.string()),
-            "exemplar_id": pa.array(list(exemplar_ids), pa.string()), "patch": pa.array(patches, pa.int32()),
-            "vector": pa.FixedSizeListArray.from_arrays(flat, self.dim),
-        }, schema=patch_schema(self.dim))  # fmt: skip
+        return pa.table(
+            {
+                "dataset": pa.array([dataset] * count, pa.string()),
+                "category": pa.array([category] * count, pa.string()),
+                "exemplar_id": pa.array(list(exemplar_ids), pa.string()),
+                "patch": pa.array(patches, pa.int32()),
+                "vector": pa.FixedSizeListArray.from_arrays(flat, self.dim),
+            },
+            schema=patch_schema(self.dim),
+        )
 
     # ------------------------------------------------------------------ vector index and ANN search
     def ensure_index(self, min_rows: int) -> bool:
@@ -215,8 +250,9 @@ class MemoryStore:
             self.patches.create_index("vector", config=config, name=VECTOR_INDEX, replace=True)
             return True
 
-    def search_nearest(self, dataset: str, category: str, queries: np.ndarray, nprobes: int = 8,
-                       refine_factor: int | None = None) -> np.ndarray:  # fmt: skip
+    def search_nearest(
+        self, dataset: str, category: str, queries: np.ndarray, nprobes: int = 8, refine_factor: int | None = None
+    ) -> np.ndarray:
         """L2 distance of each query to its nearest bank row, through LanceDB (indexed when an index exists).
 
         Args:
@@ -231,8 +267,13 @@ class MemoryStore:
             float32 [N] distances (LanceDB reports squared L2; this returns the root).
         """
         self.patches.checkout_latest()
-        query = (self.patches.search(np.asarray(queries, dtype=np.float32)).where(category_filter(dataset, category),
-                 prefilter=True).select(["patch"]).limit(1).nprobes(nprobes))  # fmt: skip
+        query = (
+            self.patches.search(np.asarray(queries, dtype=np.float32))
+            .where(category_filter(dataset, category), prefilter=True)
+            .select(["patch"])
+            .limit(1)
+            .nprobes(nprobes)
+        )
         if refine_factor:
             query = query.refine_factor(refine_factor)
         result = query.to_arrow()

@@ -112,8 +112,9 @@ class Session:
         self.backend, self.config, self.request = backend, config, request
         self.device = backend.device
         knowledge = request.knowledge if config.uses_knowledge else ()
-        messages = build_messages(request.question, request.image, request.template, knowledge,
-                                  evidence=request.evidence)  # fmt: skip
+        messages = build_messages(
+            request.question, request.image, request.template, knowledge, evidence=request.evidence
+        )
         self.prefix = backend.prepare(messages, reserve=self._reserved_positions())
         self.prefix_ms = (time.perf_counter() - started) * 1000
         self.query_index = _query_index(messages, request.image)
@@ -130,8 +131,11 @@ class Session:
             placeholder = torch.full((config.num_latent_tokens,), backend.latent_token_id, device=self.device)
             latents = backend.embed_tokens(placeholder).detach().float().clone()  # [L, D] fp32
         self.state = _State(latents=latents, sigma=config.sigma_scale * backend.embedding_rms)
-        self.weights = {"answer": config.answer_reward_weight, "latent": config.latent_reward_weight,
-                        "confidence": config.confidence_reward_weight}  # fmt: skip
+        self.weights = {
+            "answer": config.answer_reward_weight,
+            "latent": config.latent_reward_weight,
+            "confidence": config.confidence_reward_weight,
+        }
         if latents is None:
             self.weights = {"answer": 1.0}
 
@@ -160,8 +164,9 @@ class Session:
             self.continuations: list[tuple[int, ...]] = []
         else:
             end = min(self.backend.end_token_ids)
-            self.continuations = [tuple(self.backend.encode_text(t.strip())) + (end,)
-                                  for _, t in self.request.question.options]  # fmt: skip
+            self.continuations = [
+                tuple(self.backend.encode_text(t.strip())) + (end,) for _, t in self.request.question.options
+            ]
 
     # ------------------------------------------------------------------ evaluation
     def _spec(self, latents: torch.Tensor | None, kept: list[InjectedPatch] | tuple) -> rows.RowSpec:
@@ -174,9 +179,11 @@ class Session:
         Logits are computed only where they are read (answer and continuation positions of every row, latent
         positions of one row per candidate); attention or hidden states only for candidate 0, which proposes.
         """
-        expanded = specs if not self.continuations else [
-            dataclasses.replace(s, continuation=c) for s in specs for c in self.continuations
-        ]  # fmt: skip
+        expanded = (
+            specs
+            if not self.continuations
+            else [dataclasses.replace(s, continuation=c) for s in specs for c in self.continuations]
+        )
         built = [rows.assemble_row(s, self.header, self.backend.embed_tokens) for s in expanded]
         layouts = [layout for _, layout in built]
         first = layouts[0]
@@ -184,11 +191,15 @@ class Session:
         heads = list(range(0, len(expanded), group))  # one row per candidate
         pairs = rows.logit_positions(layouts, heads if first.latent_positions else ())
         out = self.backend.suffix_forward(
-            self.prefix, rows.pad_rows([e for e, _ in built]), logit_positions=pairs,
+            self.prefix,
+            rows.pad_rows([e for e, _ in built]),
+            logit_positions=pairs,
             attention_rows=(first.latent_positions or (first.answer_position,))
-            if self.config.patch_scoring == "attention" else None,
-            image_index=self.query_index, output_hidden=self.config.patch_scoring == "similarity",
-        )  # fmt: skip
+            if self.config.patch_scoring == "attention"
+            else None,
+            image_index=self.query_index,
+            output_hidden=self.config.patch_scoring == "similarity",
+        )
         kept = rows.KeptLogits(out.logits, tuple(pairs))
         if self.continuations:
             probs = rows.likelihood_probs(kept, layouts, group)
@@ -204,8 +215,9 @@ class Session:
             components["confidence"] = rewards.confidence_reward(latent_logits, k)
             if out.hidden is not None:
                 hidden = out.hidden[list(first.latent_positions)]
-        return _Evaluation(rewards.combine_rewards(components, self.weights), components, probs, entropy,
-                           out.image_attention, hidden)  # fmt: skip
+        return _Evaluation(
+            rewards.combine_rewards(components, self.weights), components, probs, entropy, out.image_attention, hidden
+        )
 
     # ------------------------------------------------------------------ steps
     def iterate(self) -> Iterator[ReasoningStep]:
@@ -235,13 +247,21 @@ class Session:
         if not config.inject_patches or room <= 0:
             return []
         boxes = self.query.boxes
-        return [[InjectedPatch(i, tuple(float(v) for v in boxes[i]), latent, step) for i in proposal[:room]]
-                for latent, proposal in enumerate(state.proposals) if proposal]  # fmt: skip
+        return [
+            [InjectedPatch(i, tuple(float(v) for v in boxes[i]), latent, step) for i in proposal[:room]]
+            for latent, proposal in enumerate(state.proposals)
+            if proposal
+        ]
 
     def _es_step(self, step: int, started: float) -> ReasoningStep:
         state = self.state
-        noise = antithetic_noise(self.config.num_noise_pairs, tuple(state.latents.shape), state.sigma,
-                                 self.generator, device=state.latents.device)  # fmt: skip
+        noise = antithetic_noise(
+            self.config.num_noise_pairs,
+            tuple(state.latents.shape),
+            state.sigma,
+            self.generator,
+            device=state.latents.device,
+        )
         candidates = [(state.latents, tuple(state.kept))] + [(state.latents + n, tuple(state.kept)) for n in noise]
         trials = self._trial_patches(step)
         candidates += [(state.latents, tuple(state.kept) + tuple(t)) for t in trials]
@@ -298,8 +318,9 @@ class Session:
             self.state.proposals = []
             return
         if self.prior is not None:
-            scores = patch_ops.mix_prior(scores, self.prior, 1.0 if self.config.injection_prior == "anomaly"
-                                         else self.config.prior_weight)  # fmt: skip
+            scores = patch_ops.mix_prior(
+                scores, self.prior, 1.0 if self.config.injection_prior == "anomaly" else self.config.prior_weight
+            )
         used = {p.token_index for p in self.state.kept}
         self.state.proposals = patch_ops.propose_patches(scores, self.config.patches_per_step, used)
 
@@ -310,12 +331,20 @@ class Session:
         entropy = evaluation.latent_entropy[row].tolist() if evaluation.latent_entropy is not None else []
         probs = dict(zip(self.letters, evaluation.option_probs[row].tolist(), strict=True))
         return ReasoningStep(
-            step=step, reward=float(evaluation.rewards[row]), reward_components=components,
-            latent_entropy=tuple(entropy), option_probs=probs, best_reward=self.state.best_reward,
-            injected=tuple(self.state.kept), new_patches=tuple(new), sigma=sigma,
-            elapsed_ms=(time.perf_counter() - started) * 1000, clipped=update.clipped, step_norm=update.norm,
+            step=step,
+            reward=float(evaluation.rewards[row]),
+            reward_components=components,
+            latent_entropy=tuple(entropy),
+            option_probs=probs,
+            best_reward=self.state.best_reward,
+            injected=tuple(self.state.kept),
+            new_patches=tuple(new),
+            sigma=sigma,
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+            clipped=update.clipped,
+            step_norm=update.norm,
             prior=self.prior_used,
-        )  # fmt: skip
+        )
 
     def _autograd_step(self, step: int, started: float) -> ReasoningStep:
         """Adam on Z through the frozen model (works with 4-bit weights); injection trials stay zeroth-order.
@@ -350,8 +379,14 @@ class Session:
         config, options = self.config, self.request.question.options
         if config.rationale == "none":
             return ""
-        tail = rationale_tail(self.backend, self.prefix.assistant_header_ids, config.rationale, answer,
-                              dict(options)[answer], config.rationale_prompt)  # fmt: skip
+        tail = rationale_tail(
+            self.backend,
+            self.prefix.assistant_header_ids,
+            config.rationale,
+            answer,
+            dict(options)[answer],
+            config.rationale_prompt,
+        )
         embeds, _ = rows.assemble_row(spec, self.backend.embed_tokens(tail), self.backend.embed_tokens)
         generation = self.backend.generate(self.prefix, embeds[None], config.max_new_tokens, config.min_new_tokens)
         return strip_option_echo(generation.text, options, answer)
@@ -376,13 +411,23 @@ class Session:
         decode_ms = (time.perf_counter() - started) * 1000
         reasoning_steps = len(state.steps)
         timings = Timings(
-            prefix_ms=self.prefix_ms, steps_ms=state.steps_ms,
+            prefix_ms=self.prefix_ms,
+            steps_ms=state.steps_ms,
             mean_step_ms=state.steps_ms / reasoning_steps if reasoning_steps else 0.0,
-            decode_ms=decode_ms, total_ms=self.prefix_ms + state.steps_ms + decode_ms,
-        )  # fmt: skip
+            decode_ms=decode_ms,
+            total_ms=self.prefix_ms + state.steps_ms + decode_ms,
+        )
         return Inspection(
-            answer=answer, answer_text=dict(self.request.question.options)[answer], option_probs=probs,
-            rationale=rationale, mode=self.config.mode, model=self.backend.name,
-            steps=tuple(state.steps), best_step=state.best_step, injected=tuple(kept),
-            attention_map=attention_map, timings=timings, config=dataclasses.asdict(self.config),
-        )  # fmt: skip
+            answer=answer,
+            answer_text=dict(self.request.question.options)[answer],
+            option_probs=probs,
+            rationale=rationale,
+            mode=self.config.mode,
+            model=self.backend.name,
+            steps=tuple(state.steps),
+            best_step=state.best_step,
+            injected=tuple(kept),
+            attention_map=attention_map,
+            timings=timings,
+            config=dataclasses.asdict(self.config),
+        )

@@ -20,8 +20,10 @@ def format_inspection(inspection: Inspection) -> str:
         lines.append("knowledge " + "; ".join(f"{k.id} {k.score:.3f}" for k in inspection.knowledge) + version)
     if inspection.anomaly is not None:
         a = inspection.anomaly
-        lines.append(f"memory    {a.verdict} (score {a.score:.2f}, raw {a.raw_score:.3f}), most anomalous region "
-                     f"{a.region} {a.box}; shown to the model as: {a.shown_as}")  # fmt: skip
+        lines.append(
+            f"memory    {a.verdict} (score {a.score:.2f}, raw {a.raw_score:.3f}), most anomalous region "
+            f"{a.region} {a.box}; shown to the model as: {a.shown_as}"
+        )
     if inspection.template:
         lines.append(f"template  {inspection.template}")
     if inspection.steps:
@@ -32,6 +34,8 @@ def format_inspection(inspection: Inspection) -> str:
         lines.append(f"patches   proposed by {', '.join(priors)}; {clipped} of {len(inspection.steps)} steps clipped")
     citations = inspection.evidence.lines()
     lines += [f"{'evidence' if i == 0 else '':<9} {i + 1}. {line}" for i, line in enumerate(citations)]
-    lines.append(f"timings   prefix {t.prefix_ms:.1f} ms, steps {t.steps_ms:.1f} ms "
-                 f"({t.mean_step_ms:.1f} ms/step), decode {t.decode_ms:.1f} ms, total {t.total_ms:.1f} ms")  # fmt: skip
+    lines.append(
+        f"timings   prefix {t.prefix_ms:.1f} ms, steps {t.steps_ms:.1f} ms "
+        f"({t.mean_step_ms:.1f} ms/step), decode {t.decode_ms:.1f} ms, total {t.total_ms:.1f} ms"
+    )
     return "\n".join(lines)

@@ -35,8 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="K",
         help="normal and defective test images per category (K each)",
     )
-    parser.add_argument("--templates", type=int, default=0, metavar="N",
-                        help="normal templates per category (default: max(3, K/4))")
+    parser.add_argument(
+        "--templates", type=int, default=0, metavar="N", help="normal templates per category (default: max(3, K/4))"
+    )
     parser.add_argument(
         "--image-size", type=int, default=256, metavar="PX", help="square image side, 64..1024 (default 256)"
     )

@@ -95,8 +95,9 @@ def _numbered(count: int) -> Callable[[int], str]:
     return lambda i: f"{i:0{width}d}"
 
 
-def plan_jobs(seed: int, per_category: int, image_size: int, categories: Sequence[str],
-              templates: int = 0) -> list[ImageJob]:  # fmt: skip
+def plan_jobs(
+    seed: int, per_category: int, image_size: int, categories: Sequence[str], templates: int = 0
+) -> list[ImageJob]:
     """Every image of the dataset, templates first, in a fixed order.
 
     Args:

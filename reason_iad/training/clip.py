@@ -85,8 +85,9 @@ def jittered_crop(image, box: tuple | None, rng: np.random.Generator):
 def _training_tensors(settings: ClipSettings, preprocess, tokenizer) -> tuple[torch.Tensor, ...]:
     """Preprocessed images and focus crops [N, 3, H, W], their knowledge-entry targets [N], the bodies [E, 77]."""
     bodies, index = knowledge_bodies()
-    samples = render_images(settings.data_seed, settings.normals_per_category, settings.defects_per_category,
-                            settings.image_size)  # fmt: skip
+    samples = render_images(
+        settings.data_seed, settings.normals_per_category, settings.defects_per_category, settings.image_size
+    )
     rng = np.random.default_rng([settings.data_seed, 5])
     views, targets = [], []
     for image, category, defect, box in samples:
@@ -134,8 +135,12 @@ def train_clip(out: Path, settings: ClipSettings, log=print) -> dict:
             bar.set_postfix(step=step, loss=f"{loss.item():.3f}", refresh=False)
     bar.close()
     folder = save_clip(model, out / "model")
-    summary = {"steps": step, "minutes": round((time.perf_counter() - started) / 60, 2), "folder": str(folder),
-               "final_loss": round(loss.item(), 4)}  # fmt: skip
+    summary = {
+        "steps": step,
+        "minutes": round((time.perf_counter() - started) / 60, 2),
+        "folder": str(folder),
+        "final_loss": round(loss.item(), 4),
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return summary
 

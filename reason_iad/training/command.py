@@ -17,11 +17,12 @@ from reason_iad.errors import UserError
 def register(subparsers) -> None:
     """Add the `train-tiny` subcommand."""
     parser = subparsers.add_parser(
-        "train-tiny", help="train the embedded demonstration models on procedural SynthIAD data (CPU, minutes)",
+        "train-tiny",
+        help="train the embedded demonstration models on procedural SynthIAD data (CPU, minutes)",
         description="Train the tiny Qwen2.5-VL-class inspector and/or the tiny open_clip retriever from scratch on "
         "a SynthIAD training split (seed 1000; evaluate on other seeds). Writes OUT/inspector and OUT/clip "
         "(checkpoint, loss.jsonl, model/), resumable with --resume.",
-    )  # fmt: skip
+    )
     parser.add_argument("--what", choices=["inspector", "clip", "both"], default="both")
     parser.add_argument("--minutes", type=float, default=25.0, help="training time budget per model")
     parser.add_argument("--clip-minutes", type=float, default=9.0, help="time budget of the retriever")
@@ -30,8 +31,13 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="model initialisation seed")
     parser.add_argument("--learning-rate", type=float, default=1e-3, help="peak learning rate of the inspector")
     parser.add_argument("--warm-start", metavar="CHECKPOINT", help="start the inspector from another run's weights")
-    parser.add_argument("--subtask-weight", action="append", default=[], metavar="SUBTASK=W",
-                        help="sample SUBTASK's questions W times as often, e.g. 'Anomaly Detection=4'")  # fmt: skip
+    parser.add_argument(
+        "--subtask-weight",
+        action="append",
+        default=[],
+        metavar="SUBTASK=W",
+        help="sample SUBTASK's questions W times as often, e.g. 'Anomaly Detection=4'",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument(
         "--install",
@@ -54,8 +60,12 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     out = Path(args.out)
     if args.what in ("inspector", "both"):
-        settings = TrainSettings(minutes=args.minutes, seed=args.seed, learning_rate=args.learning_rate,
-                                 warmup_steps=20 if args.warm_start else 100)  # fmt: skip
+        settings = TrainSettings(
+            minutes=args.minutes,
+            seed=args.seed,
+            learning_rate=args.learning_rate,
+            warmup_steps=20 if args.warm_start else 100,
+        )
         recipe = DataRecipe(subtask_weights=_weights(args.subtask_weight))
         warm = Path(args.warm_start) if args.warm_start else None
         summary = train_inspector(out / "inspector", settings, recipe, resume=args.resume, warm_start=warm)

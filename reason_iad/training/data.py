@@ -154,13 +154,25 @@ class ExampleEncoder:
         prefix, header, _ = TransformersBackend.render(types.SimpleNamespace(processor=self.processor), messages)
         return prefix.replace(IMAGE_PAD, IMAGE_PAD * self.image_tokens), header
 
-    def encode(self, item: PoolImage, question: MMADQuestion, plan: BatchPlan, template: PoolImage | None,
-               knowledge: list[str], rng: np.random.Generator) -> Example:  # fmt: skip
+    def encode(
+        self,
+        item: PoolImage,
+        question: MMADQuestion,
+        plan: BatchPlan,
+        template: PoolImage | None,
+        knowledge: list[str],
+        rng: np.random.Generator,
+    ) -> Example:
         """Encode one question about `item`; the evidence and rationale coin flips use `rng`."""
         options = tuple(sorted(question.options.items()))
         evidence = item.evidence if rng.random() < self.recipe.evidence_rate else ""
-        messages = build_messages(Question(question.question, options), item.image,
-                                  template.image if template else None, knowledge, evidence=evidence)  # fmt: skip
+        messages = build_messages(
+            Question(question.question, options),
+            item.image,
+            template.image if template else None,
+            knowledge,
+            evidence=evidence,
+        )
         prefix, header = self._render(messages)
         encode = self.tokenizer.encode
         ids = encode(prefix, add_special_tokens=False)
@@ -241,8 +253,11 @@ def collate(examples: list[Example], pad_id: int, image_token_id: int) -> dict:
     pixels = torch.cat([image.pixels.float() for image in images])
     grid = int(images[0].pixels.shape[0] ** 0.5)
     return {
-        "input_ids": ids, "attention_mask": mask, "labels": labels, "pixel_values": pixels,
+        "input_ids": ids,
+        "attention_mask": mask,
+        "labels": labels,
+        "pixel_values": pixels,
         "image_grid_thw": torch.tensor([[1, grid, grid]] * len(images)),
         "mm_token_type_ids": (ids == image_token_id).long(),
         "cells": torch.from_numpy(np.concatenate([image.cells for image in images])),
-    }  # fmt: skip
+    }

@@ -38,8 +38,9 @@ def pool_evidence(pool, log: Callable[[str], None] = print, memory=None) -> dict
     with tempfile.TemporaryDirectory(prefix="reason-iad-train-memory-") as folder:
         memory = memory or VisualMemory(folder)
         for category, templates in pool.templates.items():
-            memory.add_exemplars(DATASET, category, [t.image for t in templates],
-                                 labels=[f"template {i}" for i in range(len(templates))])  # fmt: skip
+            memory.add_exemplars(
+                DATASET, category, [t.image for t in templates], labels=[f"template {i}" for i in range(len(templates))]
+            )
         counts: dict[str, int] = {}
         for item in pool.images:
             evidence = memory.inspect(item.image, DATASET, item.facts.category)
@@ -48,6 +49,8 @@ def pool_evidence(pool, log: Callable[[str], None] = print, memory=None) -> dict
             counts[f"{kind}/{evidence.verdict}"] = counts.get(f"{kind}/{evidence.verdict}", 0) + 1
             if item.facts.defect is not None:
                 counts["region_correct"] = counts.get("region_correct", 0) + int(evidence.region == item.facts.region)
-    log(f"visual memory evidence for {len(pool.images)} training images in {time.perf_counter() - started:.0f}s: "
-        f"{dict(sorted(counts.items()))}")  # fmt: skip
+    log(
+        f"visual memory evidence for {len(pool.images)} training images in {time.perf_counter() - started:.0f}s: "
+        f"{dict(sorted(counts.items()))}"
+    )
     return counts

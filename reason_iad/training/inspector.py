@@ -20,8 +20,9 @@ from reason_iad.training.data import IGNORE, DataRecipe, ExampleEncoder, Example
 from reason_iad.training.data import render_pool as render_training_pool
 from reason_iad.training.evidence import pool_evidence
 
-INSPECTOR_SIZE = TinySize(hidden=256, layers=4, heads=4, kv_heads=2, vision_width=128, vision_depth=4, patch=14,
-                          image_px=112, vocab=0)  # fmt: skip
+INSPECTOR_SIZE = TinySize(
+    hidden=256, layers=4, heads=4, kv_heads=2, vision_width=128, vision_depth=4, patch=14, image_px=112, vocab=0
+)
 IMAGE_TOKENS = (INSPECTOR_SIZE.image_px // INSPECTOR_SIZE.patch // 2) ** 2
 
 
@@ -67,8 +68,9 @@ class Inspector(torch.nn.Module):
     def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """(answer-token cross-entropy, auxiliary defect-cell cross-entropy) of one batch."""
         self._features.clear()
-        inputs = {k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values", "image_grid_thw",
-                                        "mm_token_type_ids")}  # fmt: skip
+        inputs = {
+            k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values", "image_grid_thw", "mm_token_type_ids")
+        }
         hidden = self.model.model(**inputs).last_hidden_state  # [B, S, D]
         labels = batch["labels"][:, 1:]  # the token each position predicts
         where = labels != IGNORE
@@ -103,8 +105,9 @@ def prepare_pool(recipe: DataRecipe, processor, log) -> tuple[object, dict[str, 
 
 def _save_checkpoint(path: Path, module: Inspector, optimizer, step: int, elapsed: float) -> None:
     tmp = path.with_suffix(".tmp")
-    torch.save({"module": module.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                "elapsed": elapsed}, tmp)  # fmt: skip
+    torch.save(
+        {"module": module.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "elapsed": elapsed}, tmp
+    )
     tmp.replace(path)
 
 
@@ -137,8 +140,14 @@ def _train_step(module: Inspector, optimizer, batch: dict, settings: TrainSettin
     return {"loss": round(lm_loss.item(), 4), "aux": round(aux_loss.item(), 4), "lr": lr}
 
 
-def train_inspector(out: Path, settings: TrainSettings, recipe: DataRecipe, resume: bool = False, log=print,
-                    warm_start: Path | None = None) -> dict:  # fmt: skip
+def train_inspector(
+    out: Path,
+    settings: TrainSettings,
+    recipe: DataRecipe,
+    resume: bool = False,
+    log=print,
+    warm_start: Path | None = None,
+) -> dict:
     """Train the inspector into `out` (checkpoint, loss log, final model folder); returns a summary.
 
     `resume` continues `out`'s own checkpoint (same schedule); `warm_start` starts a new schedule from the weights
@@ -178,9 +187,13 @@ def train_inspector(out: Path, settings: TrainSettings, recipe: DataRecipe, resu
     bar.close()
     _save_checkpoint(checkpoint, module, optimizer, step, time.perf_counter() - started)
     save_inspector(module.model, processor, out / "model")
-    summary = {"steps": step, "minutes": round((time.perf_counter() - started) / 60, 2),
-               "folder": str(out / "model"), "final_loss": _recent_loss(out / "loss.jsonl"),
-               "memory_evidence": memory_counts}  # fmt: skip
+    summary = {
+        "steps": step,
+        "minutes": round((time.perf_counter() - started) / 60, 2),
+        "folder": str(out / "model"),
+        "final_loss": _recent_loss(out / "loss.jsonl"),
+        "memory_evidence": memory_counts,
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return summary
 

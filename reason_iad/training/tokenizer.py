@@ -24,9 +24,20 @@ def corpus() -> Iterator[str]:
     """Every text the inspector sees or produces (each yielded a few times so frequent phrases merge)."""
     from reason_iad.training.data import knowledge_texts
 
-    fixed = [MMAD_INSTRUCTION, ANOMALY_QUESTION, prompt.KNOWLEDGE_HEADER, prompt.TEMPLATE_HEADER,
-             prompt.QUERY_HEADER, "Following is the question list:", EVIDENCE_HEADER, "Yes.", "No.",
-             *QUESTIONS.values(), *STRUCTURE_QUESTIONS.values(), *DETAIL_QUESTIONS.values()]  # fmt: skip
+    fixed = [
+        MMAD_INSTRUCTION,
+        ANOMALY_QUESTION,
+        prompt.KNOWLEDGE_HEADER,
+        prompt.TEMPLATE_HEADER,
+        prompt.QUERY_HEADER,
+        "Following is the question list:",
+        EVIDENCE_HEADER,
+        "Yes.",
+        "No.",
+        *QUESTIONS.values(),
+        *STRUCTURE_QUESTIONS.values(),
+        *DETAIL_QUESTIONS.values(),
+    ]
     for _ in range(4):
         yield from fixed
         for category in CATEGORIES.values():
@@ -55,11 +66,16 @@ def train_tokenizer(vocab_size: int = DEFAULT_VOCAB):
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
-    )  # fmt: skip
+    )
     tok.train_from_iterator(corpus(), trainer)
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="<pad>", eos_token="<|im_end|>", unk_token="<pad>",
+        tokenizer_object=tok,
+        pad_token="<pad>",
+        eos_token="<|im_end|>",
+        unk_token="<pad>",
         additional_special_tokens=SPECIAL_TOKENS[1:],
-    )  # fmt: skip
+    )
