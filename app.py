@@ -54,6 +54,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--config", help="a JSON file written by AppConfig.to_json(); flags given override it")
     parser.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
+    parser.add_argument(
+        "--max-queue",
+        type=int,
+        default=int(env("REASON_IAD_MAX_QUEUE", "32")),
+        help='jobs that may wait at once; more are refused at once with "Queue is full! Please try again." '
+        "[REASON_IAD_MAX_QUEUE]",
+    )
     parser.add_argument("--verbose", action="store_true", help="also show the libraries' own log lines")
     return parser.parse_args(argv)
 
@@ -109,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     curators = {name.strip() for name in args.curators.split(",") if name.strip()}
     studio = build_studio(config, pipeline, curators=curators, auth_required=bool(auth))
-    studio.queue(default_concurrency_limit=4).launch(**launch_options(config, auth))
+    studio.queue(default_concurrency_limit=4, max_size=args.max_queue).launch(**launch_options(config, auth))
     return 0
 
 

@@ -42,13 +42,15 @@ def register(subparsers) -> None:
     _register_eval(targets)
     _register_memory(targets)
     _register_gpu(targets)
+    _register_studio(targets)
 
 
 def _register_kb(targets) -> None:
     kb = targets.add_parser(
-        "kb", help="knowledge search latency at 1k/10k/100k entries, flat and indexed",
+        "kb",
+        help="knowledge search latency at 1k/10k/100k entries, flat and indexed",
         description="Search latency (median, p95) of category-scoped semantic searches and full-text searches.",
-    )  # fmt: skip
+    )
     kb.add_argument("--sizes", default="1000,10000,100000", help="comma-separated table sizes")
     kb.add_argument("--queries", type=_positive, default=50)
     kb.set_defaults(handler=run_kb)
@@ -70,11 +72,12 @@ def run_kb(args) -> int:
 
 def _register_eval(targets) -> None:
     evaluation = targets.add_parser(
-        "eval", help="evaluation questions/s: one process vs Ray workers on the same synthetic subset",
+        "eval",
+        help="evaluation questions/s: one process vs Ray workers on the same synthetic subset",
         description="Generate a small SynthIAD subset in a temporary folder, answer it in one process and then with "
         "--workers Ray workers (local cluster), and print both questions/s, their ratio and whether the answers "
         "are identical.",
-    )  # fmt: skip
+    )
     evaluation.add_argument("--model", default="embedded", help="'embedded' (tiny random stand-in), a folder, a hub id")
     evaluation.add_argument("--per-category", type=_positive, default=1, help="SynthIAD images per category and class")
     evaluation.add_argument("--steps", type=_positive, default=2, help="latent reasoning steps per question")
@@ -88,21 +91,28 @@ def run_eval(args) -> int:
     """Handler of `bench eval`."""
     from reason_iad.bench.eval_bench import run_eval_bench
 
-    result = run_eval_bench(model=args.model, per_category=args.per_category, steps=args.steps, workers=args.workers,
-                            threads=args.threads, max_new_tokens=args.max_new_tokens)  # fmt: skip
+    result = run_eval_bench(
+        model=args.model,
+        per_category=args.per_category,
+        steps=args.steps,
+        workers=args.workers,
+        threads=args.threads,
+        max_new_tokens=args.max_new_tokens,
+    )
     print(result.report())
     return 0
 
 
 def _register_memory(targets) -> None:
     memory = targets.add_parser(
-        "memory", help="visual memory: feature extraction, kNN at 10k/100k patches, bank size; --quality, --elpv",
+        "memory",
+        help="visual memory: feature extraction, kNN at 10k/100k patches, bank size; --quality, --elpv",
         description="Time EfficientNet-Lite0 patch features per image, nearest-neighbour search of one image's "
         "patches against 10k and 100k real patch features (exact torch vs LanceDB flat vs LanceDB IVF-PQ), and a "
         "default category bank's build time and size on disk. --quality adds image/pixel AUROC per SynthIAD "
         "category with 10 and 50 exemplars (held-out test seed); --elpv adds image AUROC on ELPV mono cells "
         "(optional package elpv-dataset).",
-    )  # fmt: skip
+    )
     memory.add_argument("--quality", action="store_true", help="procedural image and pixel AUROC per category")
     memory.add_argument("--elpv", action="store_true", help="ELPV mono-cell image AUROC (pip install elpv-dataset)")
     memory.add_argument("--speed", action=argparse.BooleanOptionalAction, default=True, help="speed figures")
@@ -137,8 +147,14 @@ def run_memory(args) -> int:
     if args.speed:
         print(run_memory_bench(config, backbone, repeats=args.repeats).report(), flush=True)
     if args.quality:
-        report = quality.evaluate_procedural(config, backbone, counts, args.per_category, test_seed=args.test_seed,
-                                             progress=lambda line: print(line, flush=True))  # fmt: skip
+        report = quality.evaluate_procedural(
+            config,
+            backbone,
+            counts,
+            args.per_category,
+            test_seed=args.test_seed,
+            progress=lambda line: print(line, flush=True),
+        )
         print(report.report(), flush=True)
     if args.elpv:
         print(quality.evaluate_elpv(config, backbone, progress=lambda line: print(line, flush=True)).report())
@@ -147,11 +163,12 @@ def run_memory(args) -> int:
 
 def _register_gpu(targets) -> None:
     gpu = targets.add_parser(
-        "gpu", help="7B-shaped random Qwen2.5-VL on the GPU: prefix, latent step, full/plain, peak memory (bf16, NF4)",
+        "gpu",
+        help="7B-shaped random Qwen2.5-VL on the GPU: prefix, latent step, full/plain, peak memory (bf16, NF4)",
         description="Build a random-weight model with Qwen2.5-VL-7B-Instruct's exact configuration (full depth) "
         "directly on the device, answer one one-shot MMAD question with two knowledge texts through the engine in "
         "bf16 and 4-bit NF4 (when bitsandbytes imports) and print one table. --dry-run: 2 layers at small widths.",
-    )  # fmt: skip
+    )
     gpu.add_argument("--dry-run", action="store_true", help="2 layers, small widths, small images, 2 steps")
     gpu.add_argument("--device", default=None, help="default: cuda (cpu with --dry-run)")
     gpu.add_argument("--text-layers", type=_positive, default=None, help="default 28 (2 with --dry-run)")
@@ -161,8 +178,12 @@ def _register_gpu(targets) -> None:
     gpu.add_argument("--answer-tokens", type=_positive, default=None, help="fixed answer length, default 32")
     gpu.add_argument("--repeats", type=_positive, default=None, help="timed inspections per mode, default 3")
     gpu.add_argument("--precisions", default="bf16,nf4", help="comma-separated: bf16, nf4")
-    gpu.add_argument("--processor", default=None, help="a saved processor folder (real Qwen tokenizer); default: "
-                     "the project's small tokenizer with Qwen2.5-VL's image settings")  # fmt: skip
+    gpu.add_argument(
+        "--processor",
+        default=None,
+        help="a saved processor folder (real Qwen tokenizer); default: "
+        "the project's small tokenizer with Qwen2.5-VL's image settings",
+    )
     gpu.add_argument("--threads", type=_positive, default=1, help="torch CPU threads (default 1)")
     gpu.set_defaults(handler=run_gpu)
 
@@ -180,11 +201,98 @@ def run_gpu(args) -> int:
     device = args.device or ("cpu" if args.dry_run else "cuda")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("bench gpu needs a CUDA device (or --dry-run / --device cpu)")
-    given = {"text_layers": args.text_layers, "vision_depth": args.vision_depth, "image_px": args.image_px,
-             "steps": args.steps, "answer_tokens": args.answer_tokens, "repeats": args.repeats}  # fmt: skip
+    given = {
+        "text_layers": args.text_layers,
+        "vision_depth": args.vision_depth,
+        "image_px": args.image_px,
+        "steps": args.steps,
+        "answer_tokens": args.answer_tokens,
+        "repeats": args.repeats,
+    }
     options = bench_options(args.dry_run, device, precisions, args.processor, **given)
     print(format_table(run_gpu_bench(options), options), flush=True)
     return 0
+
+
+def _register_studio(targets) -> None:
+    studio = targets.add_parser(
+        "studio",
+        help="the studio under load through its API: concurrent inspections, edits, bank rebuilds, overflow",
+        description="Start the studio (app.py, on a temporary knowledge base unless --db; or use --url), then at "
+        "once: --clients users inspect, --edits knowledge entries are added by --edit-workers curators and the "
+        "category's exemplars change --rebuilds times; then more inspections than --queue-size are submitted at once. "
+        "Prints p50/p95 inspect latency and the refusals; checks that every edit is in the history at its version "
+        "and every memory bank matches its exemplars. Exit code 1 when anything was lost, failed or not refused.",
+    )
+    studio.add_argument("--url", help="a running studio (without --auth) to drive instead of starting one")
+    studio.add_argument("--db", help="knowledge base folder of the studio (default: a new temporary one)")
+    studio.add_argument("--model", default="embedded", help="the model the started studio loads")
+    studio.add_argument("--category", default="SynthIAD / wood", help="'dataset / category' to inspect and curate")
+    studio.add_argument("--image", help="image to inspect (default: the gallery's wood/liquid.png)")
+    studio.add_argument("--exemplar", help="normal image to add as exemplar (default: the gallery's wood/good.png)")
+    studio.add_argument("--clients", type=_positive, default=8)
+    studio.add_argument("--edits", type=_positive, default=100)
+    studio.add_argument("--edit-workers", type=_positive, default=4)
+    studio.add_argument("--rebuilds", type=int, default=2, help="exemplar changes (add, remove, add, ...)")
+    studio.add_argument(
+        "--queue-size",
+        type=_positive,
+        default=16,
+        help="the studio's queue bound (passed to app.py as REASON_IAD_MAX_QUEUE; sizes the overflow burst)",
+    )
+    studio.add_argument("--overflow", type=int, default=6, help="inspections submitted beyond the queue's room")
+    studio.set_defaults(handler=run_studio)
+
+
+def run_studio(args) -> int:
+    """Handler of `bench studio`."""
+    from reason_iad.bench.studio_bench import run_studio_load
+    from reason_iad.bench.studio_checks import StudioProcess, run_checks
+
+    plan = _studio_plan(args)
+    if args.url:
+        result, db = run_studio_load(args.url, plan), args.db
+        print(result.report(), flush=True)
+        problems = run_checks(result, db)
+    else:
+        with StudioProcess(args.model, args.db, args.queue_size) as process:  # checks read its store while it runs
+            print(f"studio started on {process.url} (knowledge base {process.db})", flush=True)
+            result, db = run_studio_load(process.url, plan), process.db
+            print(result.report(), flush=True)
+            problems = run_checks(result, db)
+    stored = "" if db else " (stored data not checked: pass --db)"
+    print("checks: " + (f"all passed{stored}" if not problems else f"{len(problems)} problems{stored}"))
+    for problem in problems[:20]:
+        print(f"  {problem}")
+    return 0 if not problems else 1
+
+
+def _studio_plan(args):
+    from pathlib import Path
+
+    from reason_iad.bench.studio_bench import LoadPlan
+    from reason_iad.paths import EXAMPLES_DIR
+
+    image = Path(args.image or EXAMPLES_DIR / "wood" / "liquid.png")
+    exemplar = Path(args.exemplar or EXAMPLES_DIR / "wood" / "good.png")
+    for name, path in (("--image", image), ("--exemplar", exemplar)):
+        if not path.is_file():
+            raise UserError(f"{name}: no file {path}")
+    if args.rebuilds < 0 or args.overflow < 0:
+        raise UserError("--rebuilds and --overflow must not be negative")
+    if " / " not in args.category:
+        raise UserError(f"--category takes 'dataset / category' as the studio lists it, got {args.category!r}")
+    return LoadPlan(
+        image=image,
+        exemplar=exemplar,
+        choice=args.category,
+        clients=args.clients,
+        edits=args.edits,
+        edit_workers=args.edit_workers,
+        rebuilds=args.rebuilds,
+        queue_size=args.queue_size,
+        overflow=args.overflow,
+    )
 
 
 def _model_arguments(parser) -> None:

@@ -14,11 +14,12 @@ from reason_iad.errors import UserError
 def register(subparsers) -> None:
     """Add the `infer` subcommand."""
     parser = subparsers.add_parser(
-        "infer", help="inspect one image (answer, probabilities, rationale, injected patches, timings)",
+        "infer",
+        help="inspect one image (answer, probabilities, rationale, injected patches, timings)",
         description="Ask one multiple-choice question about IMAGE. Without --question it asks MMAD's anomaly "
-        "question (\"Is there any defect in the object?\" Yes/No).",
-    )  # fmt: skip
-    parser.add_argument("image", help="the query image")
+        'question ("Is there any defect in the object?" Yes/No).',
+    )
+    parser.add_argument("image", nargs="?", help="the query image (not needed with --replay)")
     parser.add_argument("--template", help="a normal image of the same category (one-shot)")
     parser.add_argument("--category", help="the category (selects entries of an MMAD-structured --knowledge file)")
     parser.add_argument("--question", help="the question text (needs at least two --option)")
@@ -29,17 +30,42 @@ def register(subparsers) -> None:
         "--knowledge", metavar="FILE", help="JSON texts, {title, text} objects or MMAD domain_knowledge.json"
     )
     parser.add_argument("--db", default="", help="knowledge base folder/URI (default: in the user data dir)")
-    parser.add_argument("--auto-template", action="store_true",
-                        help="use the category's nearest normal exemplar as the one-shot template")  # fmt: skip
+    parser.add_argument(
+        "--auto-template",
+        action="store_true",
+        help="use the category's nearest normal exemplar as the one-shot template",
+    )
     parser.add_argument("--model", default="embedded", help="'embedded', a local folder or a Hugging Face id")
     parser.add_argument("--quantization", choices=["none", "4bit", "8bit"], default="none")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=ReasoningConfig.num_steps, help="latent reasoning steps")
     parser.add_argument("--latents", type=int, default=ReasoningConfig.num_latent_tokens, help="latent tokens")
-    parser.add_argument("--readout", choices=["letter", "likelihood"],
-                        help="default: likelihood for the embedded model, letter otherwise")  # fmt: skip
+    parser.add_argument(
+        "--readout",
+        choices=["letter", "likelihood"],
+        help="default: likelihood for the embedded model, letter otherwise",
+    )
     parser.add_argument("--seed", type=int, default=ReasoningConfig.seed)
     parser.add_argument("--json", action="store_true", help="print the whole Inspection (steps included) as JSON")
+    parser.add_argument(
+        "--card",
+        metavar="OUT.json",
+        help="also write the run card (model hashes, settings, "
+        "knowledge ids and texts, image sha256, result) to OUT.json",
+    )
+    parser.add_argument(
+        "--replay",
+        metavar="CARD.json",
+        help="rerun a run card with its settings and say whether "
+        "the answer and probabilities match (exit code 0) or not (1); other settings are ignored, "
+        "--db and --template may point to where things are now",
+    )
+    parser.add_argument(
+        "--image",
+        dest="replay_image",
+        metavar="PATH",
+        help="with --replay: the card's image (default: the path the card records)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -88,8 +114,13 @@ def _entry_text(item, path: str) -> str:
 def _mmad_category_texts(data: dict, category: str | None, path: str) -> list[str]:
     if category is None:
         raise UserError(f"{path} is MMAD-structured: pass --category to choose its entries")
-    found = [entries for categories in data.values() if isinstance(categories, dict)
-             for name, entries in categories.items() if name == category]  # fmt: skip
+    found = [
+        entries
+        for categories in data.values()
+        if isinstance(categories, dict)
+        for name, entries in categories.items()
+        if name == category
+    ]
     if not found or not isinstance(found[0], dict):
         raise UserError(f"{path} has no category {category!r}")
     return [str(text) for text in found[0].values()]
@@ -102,12 +133,22 @@ def run(args: argparse.Namespace) -> int:
     from reason_iad.pipeline import Pipeline
     from reason_iad.reasoning.report import format_inspection
 
+    if args.replay:
+        return run_replay(args)
+    if args.image is None:
+        raise UserError("infer needs an IMAGE (or --replay CARD.json)")
+    if args.card and not Path(args.card).expanduser().resolve().parent.is_dir():
+        raise UserError(f"--card: the folder of {args.card} does not exist")
     question = parse_question(args.question, args.option)
     backend = BackendConfig(model=args.model, quantization=args.quantization, device=args.device)
     config = with_model_defaults(AppConfig(backend=backend, knowledge=KnowledgeConfig(db_uri=args.db)))
     config = dataclasses.replace(config, knowledge=follow_store(config.knowledge))  # a store keeps its embedders
     reasoning = dataclasses.replace(
-        config.reasoning, mode=args.mode, num_steps=args.steps, seed=args.seed, num_latent_tokens=args.latents,
+        config.reasoning,
+        mode=args.mode,
+        num_steps=args.steps,
+        seed=args.seed,
+        num_latent_tokens=args.latents,
         readout=args.readout or config.reasoning.readout,
     )
     config = dataclasses.replace(config, reasoning=reasoning)
@@ -122,7 +163,54 @@ def run(args: argparse.Namespace) -> int:
         request = InspectionRequest(image, question, template, args.category, file_knowledge)
         inspection = Reasoner(pipeline.backend, reasoning).run(request)
     else:
-        inspection = pipeline.inspect(image, question=question, category=args.category, dataset=args.dataset,
-                                      template=template, auto_template=args.auto_template)  # fmt: skip
+        inspection = pipeline.inspect(
+            image,
+            question=question,
+            category=args.category,
+            dataset=args.dataset,
+            template=template,
+            auto_template=args.auto_template,
+        )
     print(inspection.to_json() if args.json else format_inspection(inspection))
+    if args.card:
+        from reason_iad.replay import card_for
+        from reason_iad.runcard import write_run_card
+
+        card = card_for(
+            pipeline,
+            inspection,
+            image,
+            question,
+            args.category,
+            args.dataset,
+            template,
+            args.image,
+            args.template or "",
+            file_knowledge if args.knowledge is not None else None,
+        )
+        print(f"run card  {write_run_card(card, args.card)}")
     return 0
+
+
+def run_replay(args: argparse.Namespace) -> int:
+    """`infer --replay CARD.json`: rerun the card; exit code 0 when answer and probabilities match, else 1."""
+    from reason_iad.images import load_image
+    from reason_iad.pipeline import Pipeline
+    from reason_iad.reasoning.report import format_inspection
+    from reason_iad.replay import check_image, replay, replay_config
+    from reason_iad.runcard import read_run_card
+
+    card = read_run_card(args.replay)
+    path = args.replay_image or args.image or card.image_path
+    if not path:
+        raise UserError("the card records no image path; pass --image")
+    image = load_image(path, "image")
+    check_image(card, image)  # before loading any model
+    template = load_image(args.template, "template") if args.template else None
+    config = replay_config(card, args.db)
+    needs_store = card.knowledge_source == "store" or card.template_source not in ("", "given")
+    pipeline = Pipeline.load(config, with_knowledge=needs_store or config.memory.enabled)
+    result = replay(card, pipeline, image, template)
+    print(format_inspection(result.inspection))
+    print("\n".join(result.lines()))
+    return 0 if result.matches else 1
