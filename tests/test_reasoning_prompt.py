@@ -39,3 +39,22 @@ def test_zero_shot_without_knowledge_has_one_image_and_no_headers():
 def test_bad_questions_are_refused_clearly(text, options, message):
     with pytest.raises(UserError, match=message):
         Question(text, options)
+
+
+def test_one_parser_reads_typed_questions_from_the_cli_and_the_studio():
+    from reason_iad.reasoning.prompt import Question
+
+    studio = Question.parse("Which defect?", ["A. Crack", "Hole", "C) Stain"])
+    cli = Question.parse("Which defect?", ["A=Crack", "B=Hole", "C=Stain"])
+    assert studio == cli and studio.options == (("A", "Crack"), ("B", "Hole"), ("C", "Stain"))
+    assert Question.parse("", []) == Question.anomaly() and Question.parse(None) == Question.anomaly()
+    assert Question.parse("Q?", ["A thin line", "B. A thick line"]).options == (
+        ("A", "A thin line"),
+        ("B", "A thick line"),
+    )
+    with pytest.raises(UserError, match="without a question"):
+        Question.parse("", ["A=x"])
+    with pytest.raises(UserError, match="duplicate"):
+        Question.parse("Q?", ["A=x", "A=y"])
+    with pytest.raises(UserError, match="at least two"):
+        Question.parse("Q?", ["only one"])

@@ -69,23 +69,6 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=run)
 
 
-def parse_question(text: str | None, options: list[str]):
-    """The question from flags; MMAD's anomaly question when none is given."""
-    from reason_iad.reasoning.prompt import Question
-
-    if text is None:
-        if options:
-            raise UserError("--option needs --question")
-        return Question.anomaly()
-    pairs = []
-    for option in options:
-        letter, sep, value = option.partition("=")
-        if not sep:
-            raise UserError(f"--option must look like A=text, got {option!r}")
-        pairs.append((letter.strip().upper(), value))
-    return Question(text, tuple(pairs))
-
-
 def read_knowledge(path: str | None, category: str | None) -> tuple[str, ...]:
     """Knowledge texts from a JSON file (see --knowledge)."""
     if path is None:
@@ -139,7 +122,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("infer needs an IMAGE (or --replay CARD.json)")
     if args.card and not Path(args.card).expanduser().resolve().parent.is_dir():
         raise UserError(f"--card: the folder of {args.card} does not exist")
-    question = parse_question(args.question, args.option)
+    from reason_iad.reasoning.prompt import Question
+
+    question = Question.parse(args.question, args.option or ())
     backend = BackendConfig(model=args.model, quantization=args.quantization, device=args.device)
     config = with_model_defaults(AppConfig(backend=backend, knowledge=KnowledgeConfig(db_uri=args.db)))
     config = dataclasses.replace(config, knowledge=follow_store(config.knowledge))  # a store keeps its embedders

@@ -6,6 +6,7 @@ after the question at the end of the user turn (DESIGN §2.2).
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from PIL import Image
 from reason_iad.backends.base import Message
 from reason_iad.errors import UserError
 from reason_iad.mmad import ANOMALY_QUESTION, MMAD_INSTRUCTION
+
+_OPTION_MARK = re.compile(r"^([A-Za-z])\s*[.):=]\s*(.+)$", re.DOTALL)
 
 KNOWLEDGE_HEADER = (
     "Following is the domain knowledge which contains some type of defect and the normal object characteristics:"
@@ -57,6 +60,28 @@ class Question:
     def anomaly(cls) -> Question:
         """MMAD's anomaly-detection question: "Is there any defect in the object?" Yes/No."""
         return cls(ANOMALY_QUESTION, (("A", "Yes."), ("B", "No.")))
+
+    @classmethod
+    def parse(cls, text: str | None, options: Sequence[str] = ()) -> Question:
+        """A question typed by a person: the text and one line per option, MMAD's anomaly question when empty.
+
+        An option line may start with its letter (`A. text`, `A) text`, `A: text`, `A=text`); a line without one
+        takes the next letter in order. The CLI (`--question`, `--option`) and the studio both parse with this.
+        """
+        lines = [line.strip() for line in options if line and line.strip()]
+        if not (text or "").strip():
+            if lines:
+                raise UserError("options were given without a question: type the question too")
+            return cls.anomaly()
+        if len(lines) > len(string.ascii_uppercase):
+            raise UserError(f"{len(lines)} options: a question takes at most {len(string.ascii_uppercase)}")
+        pairs = []
+        for index, line in enumerate(lines):
+            marked = _OPTION_MARK.match(line)
+            pairs.append(
+                (marked.group(1).upper(), marked.group(2)) if marked else (string.ascii_uppercase[index], line)
+            )
+        return cls(text.strip(), tuple(pairs))
 
     @property
     def letters(self) -> tuple[str, ...]:
