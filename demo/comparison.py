@@ -7,6 +7,7 @@ base, exemplars and visual memory). Runs go one after another on this replica's 
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,8 +71,9 @@ class CompareHandlers:
         rows = self.studio.history()
         return [LATEST] + [f"{row[0]} — {row[3]} by {row[2]}, {row[1]}" for row in rows]
 
-    def load_model(self, model: str, quantization: str = "none", device: str = "auto",
-                   username: str | None = None) -> str:  # fmt: skip
+    def load_model(
+        self, model: str, quantization: str = "none", device: str = "auto", username: str | None = None
+    ) -> str:
         """Load a second model (local folder or hub id; curators only); returns a status line.
 
         It replaces an earlier second model, for every user of this replica.
@@ -83,14 +85,22 @@ class CompareHandlers:
         config = BackendConfig(model=model, quantization=quantization, device=device)
         with self._lock:
             pipeline = self.studio.pipeline.with_model(config)
-            for name in list(self.models)[MAX_MODELS - 1:]:
+            for name in list(self.models)[MAX_MODELS - 1 :]:
                 del self.models[name]
             name = f"{model} ({quantization})" if quantization != "none" else model
             self.models[name] = pipeline
         return f"Loaded {name}; it can now be chosen as a configuration's model."
 
-    def compare(self, image, choice: str | None, question: str, options: str, slots: Sequence[CompareSlot],
-                steps: int, latents: int) -> list[tuple[str, Inspection]]:  # fmt: skip
+    def compare(
+        self,
+        image,
+        choice: str | None,
+        question: str,
+        options: str,
+        slots: Sequence[CompareSlot],
+        steps: int,
+        latents: int,
+    ) -> list[tuple[str, Inspection]]:
         """Run each configuration on the same image and question, one after another; (label, inspection) each."""
         if not slots:
             raise UserError("choose at least one configuration to compare")
@@ -105,12 +115,21 @@ class CompareHandlers:
         results = []
         for slot in slots:
             pipeline = self.models.get(slot.model or self.active_name)
-            base = pipeline.config.reasoning
-            settings = ReasoningSettings(mode=slot.mode, num_steps=steps, num_latent_tokens=latents,
-                                         patches_per_step=base.patches_per_step, readout=base.readout,
-                                         evidence=base.evidence, injection_prior=base.injection_prior)  # fmt: skip
-            *_, (_, inspection, _) = self.studio.inspect(image, choice, question, options, settings,
-                                                         knowledge_version=slot.knowledge_version,
-                                                         pipeline=pipeline)  # fmt: skip
+            settings = dataclasses.replace(  # every other control as the loaded configuration sets it
+                ReasoningSettings.from_config(pipeline.config.reasoning),
+                mode=slot.mode,
+                num_steps=steps,
+                num_latent_tokens=latents,
+            )
+            stream = self.studio.inspect(
+                image,
+                choice,
+                question,
+                options,
+                settings,
+                knowledge_version=slot.knowledge_version,
+                pipeline=pipeline,
+            )
+            *_, inspection = stream
             results.append((slot.label(show_model), inspection))
         return results

@@ -15,13 +15,13 @@ from pathlib import Path
 
 from PIL import Image
 
-from demo import render
 from demo.gallery import GalleryItem
+from demo.ground_truth import GroundTruth, GroundTruthIndex
 from reason_iad.config import MODES, ReasoningConfig
 from reason_iad.errors import UserError
 from reason_iad.images import load_image
 from reason_iad.reasoning.prompt import Question
-from reason_iad.types import Inspection, ReasoningStep
+from reason_iad.types import InspectionEvent
 
 ANY_CATEGORY = "auto-detect"
 
@@ -40,16 +40,24 @@ class ReasoningSettings:
     evidence: str = "none"
     injection_prior: str = "attention"
 
+    @classmethod
+    def from_config(cls, config: ReasoningConfig) -> ReasoningSettings:
+        """The controls as a loaded configuration sets them."""
+        return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
+
     def to_config(self, base: ReasoningConfig) -> ReasoningConfig:
         """These settings over the app's defaults (validated by `ReasoningConfig`)."""
         if self.mode not in MODES:
             raise UserError(f"mode must be one of {MODES}")
-        return dataclasses.replace(
-            base, mode=self.mode, num_latent_tokens=int(self.num_latent_tokens), num_steps=int(self.num_steps),
-            patches_per_step=int(self.patches_per_step), answer_reward_weight=float(self.answer_reward_weight),
-            latent_reward_weight=float(self.latent_reward_weight), readout=self.readout, evidence=self.evidence,
-            injection_prior=self.injection_prior,
-        )  # fmt: skip
+        numbers = {
+            "num_latent_tokens": int,
+            "num_steps": int,
+            "patches_per_step": int,
+            "answer_reward_weight": float,
+            "latent_reward_weight": float,
+        }  # sliders send floats
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return dataclasses.replace(base, **{k: numbers[k](v) if k in numbers else v for k, v in values.items()})
 
 
 def parse_question(text: str, options_text: str) -> Question:
@@ -97,9 +105,11 @@ def split_category(choice: str | None) -> tuple[str | None, str | None]:
 class StudioHandlers:
     """The studio's actions over one loaded `Pipeline`."""
 
-    def __init__(self, pipeline, gallery: list[GalleryItem], curators: set[str] | None = None,
-                 auth_required: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self, pipeline, gallery: list[GalleryItem], curators: set[str] | None = None, auth_required: bool = False
+    ) -> None:
         self.pipeline, self.gallery = pipeline, gallery
+        self.truth = GroundTruthIndex(gallery)
         self.curators = curators or set()
         self.auth_required = auth_required or bool(self.curators)
 
@@ -134,20 +144,43 @@ class StudioHandlers:
         from reason_iad.knowledge.search import retrieve
 
         knowledge = self.pipeline.config.knowledge
-        retrieval = retrieve(self.pipeline.store, image, category, dataset, knowledge.top_k,
-                             knowledge.include_normal_entry, Question.anomaly().text)  # fmt: skip
+        retrieval = retrieve(
+            self.pipeline.store,
+            image,
+            category,
+            dataset,
+            knowledge.top_k,
+            knowledge.include_normal_entry,
+            Question.anomaly().text,
+        )
         labels = [f"{h.entry.id} — {h.entry.title} ({h.score:.3f})" for h in retrieval.hits]
-        note = f"Category **{dataset} / {category}** · retrieved by {retrieval.method} · knowledge version " \
-               f"{retrieval.version}"  # fmt: skip
+        note = (
+            f"Category **{dataset} / {category}** · retrieved by {retrieval.method} · knowledge version "
+            f"{retrieval.version}"
+        )
         return labels, labels, note
 
-    def inspect(self, image, choice: str | None, question: str, options: str, settings: ReasoningSettings,
-                template=None, auto_template: bool = True, pinned: Sequence[str] | None = None,
-                knowledge_version: int | None = None, pipeline=None,
-                ) -> Iterator[tuple[list[ReasoningStep], Inspection | None, object]]:  # fmt: skip
-        """Stream (steps so far, final inspection or None, the visual memory's evidence or None) for one run.
+    def ground_truth(self, image: Image.Image) -> GroundTruth | None:
+        """The known truth of a query image (a gallery example or an annotated image), or None."""
+        return self.truth.lookup(image, self.pipeline.annotations)
 
-        `knowledge_version` retrieves from a past knowledge version; `pipeline` runs another loaded model.
+    def inspect(
+        self,
+        image,
+        choice: str | None,
+        question: str,
+        options: str,
+        settings: ReasoningSettings,
+        template=None,
+        auto_template: bool = True,
+        pinned: Sequence[str] | None = None,
+        knowledge_version: int | None = None,
+        pipeline=None,
+    ) -> Iterator[InspectionEvent]:
+        """Stream the pipeline's typed events for one run: the memory's evidence, each step, then the `Inspection`.
+
+        `pinned` are knowledge pin labels (`id — title (score)`); `knowledge_version` retrieves from a past
+        knowledge version; `pipeline` runs another loaded model.
         """
         if image is None:
             raise UserError("upload an image or pick one from the gallery first")
@@ -155,30 +188,27 @@ class StudioHandlers:
         pipeline = pipeline or self.pipeline
         config = settings.to_config(pipeline.config.reasoning)
         dataset, category = self.detect_category(query, choice)
-        pinned_ids = [label.split(" — ")[0] for label in pinned] if pinned is not None else None
-        steps: list[ReasoningStep] = []
-        evidence = None
-        stream = pipeline.inspect_stream(
-            query, question=parse_question(question, options), category=category, dataset=dataset,
-            template=uploaded_image(template, "template"), auto_template=auto_template,
-            reasoning=config, pinned=pinned_ids if pinned_ids else None, knowledge_version=knowledge_version,
-        )  # fmt: skip
-        for item in stream:
-            if isinstance(item, ReasoningStep):
-                steps.append(item)
-                yield list(steps), None, evidence
-            elif isinstance(item, Inspection):
-                yield list(steps), item, evidence
-            else:  # the visual memory's evidence comes first
-                evidence = item
-                yield list(steps), None, evidence
+        pinned_ids = [label.split(" — ")[0] for label in pinned or ()]
+        yield from pipeline.inspect_stream(
+            query,
+            question=parse_question(question, options),
+            category=category,
+            dataset=dataset,
+            template=uploaded_image(template, "template"),
+            auto_template=auto_template,
+            reasoning=config,
+            pinned=pinned_ids or None,
+            knowledge_version=knowledge_version,
+        )
 
     # ------------------------------------------------------------------ knowledge
     def list_entries(self, dataset: str | None, category: str | None) -> list[list]:
         """Table rows of the knowledge entries in scope."""
         store = self._store()
-        return [[s.entry.id, s.entry.dataset, s.entry.category, s.entry.defect, s.entry.title, s.updated_at[:19]]
-                for s in store.list(dataset or None, category or None)]  # fmt: skip
+        return [
+            [s.entry.id, s.entry.dataset, s.entry.category, s.entry.defect, s.entry.title, s.updated_at[:19]]
+            for s in store.list(dataset or None, category or None)
+        ]
 
     def search(self, query: str, mode: str, category: str | None) -> list[list]:
         """Search rows (score, id, title)."""
@@ -193,16 +223,21 @@ class StudioHandlers:
         version = self._store().update(entry_id, author, title=title, text=text)
         return f"Saved {entry_id} as version {version} (by {author}). The next inspection uses it."
 
-    def add_entry(
-        self, dataset: str, category: str, defect: str, title: str, text: str, username: str | None
-    ) -> str:
+    def add_entry(self, dataset: str, category: str, defect: str, title: str, text: str, username: str | None) -> str:
         """Add an entry; returns a status line."""
         from reason_iad.knowledge.entry import entry_id, make_entry
 
         author = self.curator(username)
-        entry = make_entry(id=entry_id(dataset or "", category or "", defect or ""), dataset=dataset or "",
-                           category=category or "", defect=defect or "", title=title or "", text=text or "",
-                           source="curated", author=author)  # fmt: skip
+        entry = make_entry(
+            id=entry_id(dataset or "", category or "", defect or ""),
+            dataset=dataset or "",
+            category=category or "",
+            defect=defect or "",
+            title=title or "",
+            text=text or "",
+            source="curated",
+            author=author,
+        )
         return f"Added {entry.id} as version {self._store().add([entry], author)}."
 
     def delete_entry(self, entry_id: str, confirmed: bool, username: str | None) -> str:
@@ -240,78 +275,3 @@ class StudioHandlers:
         if self.pipeline.store is None:
             raise UserError("no knowledge base is loaded")
         return self.pipeline.store
-
-    def render_step(self, image: Image.Image, steps: list[ReasoningStep], num_steps: int) -> tuple:
-        """(reasoning figure, image with patches, answer figure) for the latest streamed step."""
-        last = steps[-1]
-        return (render.reasoning_figure(steps, num_steps), render.draw_patches(image, last.injected, last.new_patches),
-                render.answer_figure(last.option_probs))  # fmt: skip
-
-
-def editor_image_and_mask(value) -> tuple[Image.Image | None, object]:
-    """(image, mask array or None) from a `gr.ImageEditor` value: the background and every painted layer."""
-    import numpy as np
-
-    if value is None:
-        return None, None
-    background = value.get("background") if isinstance(value, dict) else value
-    if background is None:
-        return None, None
-    layers = value.get("layers") or [] if isinstance(value, dict) else []
-    mask = None
-    for layer in layers:
-        alpha = np.asarray(layer.convert("RGBA"))[..., 3] > 0
-        mask = alpha if mask is None else mask | alpha
-    return background, mask
-
-
-class WorkbenchHandlers:
-    """Annotation and comparison actions (the studio's Annotate and Compare tabs)."""
-
-    def __init__(self, studio: StudioHandlers) -> None:
-        self.studio = studio
-        self.pipeline = studio.pipeline
-
-    def save_annotation(self, editor_value, label: str, dataset: str, category: str, defect: str, note: str,
-                        model_answer: str, corrected: str, as_template: bool, username: str | None) -> str:  # fmt: skip
-        """Store an annotation (and optionally a normal template); returns a status line."""
-        author = self.studio.curator(username)
-        image, mask = editor_image_and_mask(editor_value)
-        if image is None:
-            raise UserError("load an image into the editor first")
-        if self.pipeline.annotations is None:
-            raise UserError("no annotation store is loaded")
-        annotation_id = self.pipeline.annotations.add(image, label, dataset or "", category or "", author,
-                                                      defect or "", note or "", mask, model_answer or "",
-                                                      corrected or "")  # fmt: skip
-        status = f"Saved annotation {annotation_id}."
-        if as_template:
-            if label != "normal":
-                raise UserError("only normal images can become one-shot templates")
-            exemplar = self.pipeline.exemplars.add(image, dataset, category, author, note or "from an annotation")
-            status += f" Added as normal template {exemplar}."
-            if self.pipeline.memory is not None:
-                bank = self.pipeline.memory.add_exemplars(dataset, category, [image], labels=[exemplar])
-                status += (f" Visual memory bank of {category}: {len(bank.exemplar_ids)} exemplars, "
-                           f"{bank.num_patches} patches (version {bank.version}).")
-        return status
-
-    def annotation_rows(self) -> list[list]:
-        """Table rows of all annotations."""
-        if self.pipeline.annotations is None:
-            return []
-        return [[a.id, a.dataset, a.category, a.label, a.defect, a.author, a.created_at, "yes" if a.mask else ""]
-                for a in self.pipeline.annotations.list()]  # fmt: skip
-
-    def export_annotations(self, username: str | None = None) -> str:
-        """Export every annotation as an MMAD-format dataset and zip it (curators only); returns the zip path."""
-        self.studio.curator(username, "export the annotations")
-        import shutil
-        import tempfile
-        from pathlib import Path
-
-        from reason_iad.annotations import export_mmad
-
-        folder = Path(tempfile.mkdtemp(prefix="reason-iad-annotations-"))
-        export_mmad(self.pipeline.annotations.list(), folder / "dataset")
-        return shutil.make_archive(str(folder / "annotations-mmad"), "zip", folder / "dataset")

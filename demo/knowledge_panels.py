@@ -45,8 +45,10 @@ class TransferHandlers:
         """Every entry as it was at a version."""
         if not version:
             raise UserError("choose a version to view")
-        return [[s.entry.id, s.entry.title, s.entry.text[:200], s.updated_at[:19]]
-                for s in self.studio._store().list(version=int(version))]  # fmt: skip
+        return [
+            [s.entry.id, s.entry.title, s.entry.text[:200], s.updated_at[:19]]
+            for s in self.studio._store().list(version=int(version))
+        ]
 
 
 class ExemplarHandlers:
@@ -73,8 +75,10 @@ class ExemplarHandlers:
             return f"_No memory bank for {dataset} / {category} yet (built on the first inspection or exemplar)._"
         info = memory.bank_info(dataset, category)
         threshold = f", suspicious from raw score {info.calibration.threshold:.3f}" if info.calibration else ""
-        return (f"**Memory bank:** {len(info.exemplar_ids)} exemplars, {info.num_patches} patches "
-                f"(from {info.source_patches}), version {info.version}{threshold}")  # fmt: skip
+        return (
+            f"**Memory bank:** {len(info.exemplar_ids)} exemplars, {info.num_patches} patches "
+            f"(from {info.source_patches}), version {info.version}{threshold}"
+        )
 
     def add(self, image, choice: str | None, username: str | None, progress=None) -> str:
         """Add a normal exemplar (template table and memory bank); returns a status line."""

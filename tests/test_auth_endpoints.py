@@ -36,21 +36,22 @@ pytestmark = pytest.mark.slow  # launches two studios and calls every endpoint s
 # Endpoints that only read (or compute an answer); everything else must check the curator. Keys are the handler's
 # `module:qualname`; review any addition here as carefully as the handler itself.
 READ_ONLY = {
-    "demo.studio:_inspect_tab.<locals>.pick_example",
-    "demo.studio:_inspect_tab.<locals>.refresh_pins",
-    "demo.studio:_inspect_tab.<locals>.inspect",
-    "demo.studio:_inspect_tab.<locals>.<lambda>",  # the last answer, the replay frame
+    "demo.tabs.inspect:_wire_gallery.<locals>.pick_example",
+    "demo.tabs.inspect:_wire_pins.<locals>.refresh_pins",
+    "demo.tabs.inspect:_wire_run.<locals>.inspect",
+    "demo.tabs.inspect:_wire_patch_view.<locals>.replay",  # the replay frame
+    "demo.tabs.inspect:_wire_patch_view.<locals>.highlight",  # a clicked evidence row's patch, emphasised
     "demo.handlers:StudioHandlers.list_entries",
-    "demo.studio:_knowledge_tab.<locals>.load_row",
+    "demo.tabs.knowledge:_wire_editor.<locals>.load_row",
     "demo.handlers:StudioHandlers.search",
     "demo.handlers:StudioHandlers.history",
     "demo.handlers:StudioHandlers.diff",
     "demo.knowledge_panels:TransferHandlers.version_rows",
     "demo.knowledge_panels:ExemplarHandlers.show",
-    "demo.workbench:annotate_tab.<locals>.<lambda>",  # copies the last answer into the form
-    "demo.handlers:WorkbenchHandlers.annotation_rows",
-    "demo.workbench:compare_tab.<locals>.run_comparison",
-    "demo.workbench:compare_tab.<locals>.refreshed",
+    "demo.tabs.annotate:annotate_tab.<locals>.copy_answer",  # copies the last answer into the form
+    "demo.annotation:AnnotationHandlers.annotation_rows",
+    "demo.tabs.compare:compare_tab.<locals>.run_comparison",
+    "demo.tabs.compare:compare_tab.<locals>.refreshed",
     "gradio.components.login_button:LoginButton._check_login_status",  # Gradio's own, with OAuth
 }
 CURATOR, READER, PASSWORD = "ana", "bo", "pw-123"
@@ -180,17 +181,18 @@ def payloads(client: httpx.Client, pipeline: Pipeline) -> dict[str, list]:
     jsonl = json.dumps({"id": "mine/gear/chip", "dataset": "Mine", "category": "gear", "defect": "chip",
                         "title": "Chip", "text": "A chipped tooth."})  # fmt: skip
     exemplar = pipeline.exemplars.list("wood", "Test")[0].id
-    studio = "demo.studio:_knowledge_tab.<locals>."
+    editor, exemplars, transfer = (f"demo.tabs.knowledge:{panel}.<locals>." for panel in ("_wire_editor",
+                                   "_exemplars", "_transfer"))  # the Knowledge tab's edit, exemplar, transfer panels
     return {
-        f"{studio}save_entry": ["test/wood/scratch", "Scratch", "An edited text."],
-        f"{studio}add_entry": ["Mine", "gear", "dent", "Dent", "A dent in the rim."],
-        f"{studio}delete_entry": ["test/wood/hole", True],
-        f"{studio}restore_version": [1],
-        f"{studio}add_exemplar_fn": [image, "Test / wood"],
-        f"{studio}remove_exemplar_fn": [exemplar, "Test / wood"],
-        f"{studio}import_file": [upload(client, "knowledge.jsonl", jsonl.encode()), False],
-        f"{studio}export_file": ["jsonl", None],
-        "demo.workbench:annotate_tab.<locals>.save_annotation": [
+        f"{editor}save_entry": ["test/wood/scratch", "Scratch", "An edited text."],
+        f"{editor}add_entry": ["Mine", "gear", "dent", "Dent", "A dent in the rim."],
+        f"{editor}delete_entry": ["test/wood/hole", True],
+        f"{editor}restore_version": [1],
+        f"{exemplars}add_exemplar_fn": [image, "Test / wood"],
+        f"{exemplars}remove_exemplar_fn": [exemplar, "Test / wood"],
+        f"{transfer}import_file": [upload(client, "knowledge.jsonl", jsonl.encode()), False],
+        f"{transfer}export_file": ["jsonl", None],
+        "demo.tabs.annotate:annotate_tab.<locals>.save_annotation": [
             {"background": image, "layers": [], "composite": image},
             "normal",
             "Annotations",
@@ -201,8 +203,8 @@ def payloads(client: httpx.Client, pipeline: Pipeline) -> dict[str, list]:
             "",
             False,
         ],  # fmt: skip
-        "demo.workbench:annotate_tab.<locals>.export_annotations": [],
-        "demo.workbench:compare_tab.<locals>.load_model": ["/no/such/model", "none"],
+        "demo.tabs.annotate:annotate_tab.<locals>.export_annotations": [],
+        "demo.tabs.compare:compare_tab.<locals>.load_model": ["/no/such/model", "none"],
     }
 
 
@@ -235,8 +237,8 @@ def test_the_read_only_list_names_real_endpoints_and_writes_are_found(password_s
     assert READ_ONLY <= keys, f"stale read-only entries: {READ_ONLY - keys}"
     writes = set(write_endpoints(password_studio[0]).values())
     assert writes == set(write_endpoints(oauth_studio[0]).values())
-    assert len(writes) >= 11 and {"demo.studio:_knowledge_tab.<locals>.add_entry",
-                                  "demo.workbench:annotate_tab.<locals>.save_annotation"} <= writes  # fmt: skip
+    assert len(writes) >= 11 and {"demo.tabs.knowledge:_wire_editor.<locals>.add_entry",
+                                  "demo.tabs.annotate:annotate_tab.<locals>.save_annotation"} <= writes  # fmt: skip
 
 
 def test_password_login_refuses_anonymous_calls_to_every_endpoint(password_studio):

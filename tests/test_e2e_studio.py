@@ -3,6 +3,7 @@
 Screenshots go to test-artifacts/. `.ci/run` installs chromium; the test is marked `e2e` and CI runs it.
 """
 
+import re
 import shutil
 from pathlib import Path
 
@@ -89,3 +90,39 @@ def test_inspect_stream_edit_knowledge_and_see_the_new_version(studio_url):
         page.screenshot(path=str(ARTIFACTS / "e2e-3-new-version.png"), full_page=True)
         browser.close()
     assert Path(ARTIFACTS / "e2e-3-new-version.png").stat().st_size > 10_000
+
+
+def test_a_gallery_example_shows_its_cited_evidence_and_patches_on_the_defect(studio_url):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("Debian's chromium is not installed (.ci/run installs it: apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    index = next(i for i, item in enumerate(load_gallery(EXAMPLES_DIR)) if item.mask is not None)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(studio_url, wait_until="load")
+        page.wait_for_selector("#run", timeout=60_000)
+        page.locator("#example-gallery button.thumbnail-item").nth(index).click()
+        page.wait_for_function("() => document.querySelector('#knowledge-pins')?.innerText.includes('/')")
+        page.get_by_text("Reasoning settings").click()
+        page.get_by_role("radio", name="full", exact=True).first.check()
+        page.click("#run")
+        page.wait_for_function("() => document.querySelector('#answer')?.innerText.includes('Answer:')",
+                               timeout=120_000)  # fmt: skip
+        grounding = page.locator("#grounding").inner_text()
+        assert re.search(r"\d+ of \d+ kept patches on the defect", grounding), grounding
+        evidence = page.locator("#evidence")
+        assert evidence.is_visible() and evidence.get_by_text("knowledge 1", exact=True).filter(visible=True).count()
+        table = evidence.inner_text()
+        assert "on the defect" in table and re.search(r"^knowledge \S+/\S+ ", table, re.M)  # cited entries
+        kept = int(re.search(r"of (\d+) kept", grounding).group(1))
+        assert len(re.findall(r"^patch \d+$", table, re.M)) == kept  # one row per kept patch
+        page.screenshot(path=str(ARTIFACTS / "e2e-4-evidence.png"), full_page=True)
+        if kept:  # a click on a cited patch re-renders the patch view with that patch emphasised
+            before = page.locator("#patches img").get_attribute("src")
+            evidence.get_by_text("patch 1", exact=True).filter(visible=True).first.click()
+            page.wait_for_function(f"() => document.querySelector('#patches img')?.src !== {before!r}")
+        browser.close()

@@ -193,8 +193,9 @@ def test_the_launched_studio_refuses_hostile_uploads_without_a_traceback(cases, 
         version = pipeline.store.version
 
         def inspect(path):
-            return client.predict(handle_file(str(path)), "Test / wood", "", "", None, False, "plain", 1, 1, 1, 1.0,
-                                  0.5, "letter", "none", "attention", [], api_name="/inspect")  # fmt: skip
+            return client.predict(image=handle_file(str(path)), category="Test / wood", auto_template=False,
+                                  mode="plain", num_latent_tokens=1, num_steps=1, patches_per_step=1,
+                                  api_name="/inspect")  # fmt: skip
 
         for name in REFUSED:
             case = cases[name]
@@ -203,7 +204,7 @@ def test_the_launched_studio_refuses_hostile_uploads_without_a_traceback(cases, 
             message = str(refused.value)
             assert re.search(case.refusal, message) and "\n" not in message, name
         for name in ANSWERED:
-            assert "### Answer:" in inspect(cases[name].path)[5], name
+            assert any(str(v).startswith("### Answer:") for v in inspect(cases[name].path)), name
         assert pipeline.store.version == version
     finally:
         studio.close()

@@ -202,7 +202,7 @@ def studio(tmp_path_factory):
 
 
 def _import_panel(fns):
-    return fns["_knowledge_tab.<locals>.import_file"]
+    return fns["_transfer.<locals>.import_file"]  # demo/tabs/knowledge.py
 
 
 @pytest.mark.parametrize("name, file_name, content, message", MALFORMED, ids=[c[0] for c in MALFORMED])

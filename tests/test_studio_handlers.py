@@ -6,7 +6,7 @@ from knowledge_helpers import make_store, solid
 from reason_iad.config import AppConfig, ReasoningConfig
 from reason_iad.errors import UserError
 from reason_iad.pipeline import Pipeline
-from reason_iad.types import InjectedPatch, ReasoningStep
+from reason_iad.types import AnomalyEvidence, InjectedPatch, Inspection, ReasoningStep
 
 
 @pytest.fixture
@@ -46,9 +46,10 @@ def test_questions_and_categories_from_the_form():
 
 def test_inspect_streams_then_finishes_and_refuses_a_missing_image(handlers):
     settings = ReasoningSettings(num_latent_tokens=2, num_steps=2)
-    updates = list(handlers.inspect(solid((200, 10, 10)), "Test / wood", "", "", settings))
-    assert [len(steps) for steps, _, _ in updates] == [1, 2, 2] and updates[-1][1] is not None
-    assert all(evidence is None for _, _, evidence in updates)  # no visual memory loaded here
+    events = list(handlers.inspect(solid((200, 10, 10)), "Test / wood", "", "", settings))
+    assert [type(event) for event in events] == [ReasoningStep, ReasoningStep, Inspection]  # the pipeline's events
+    assert [step.step for step in events[:2]] == [1, 2] and events[-1].steps == tuple(events[:2])
+    assert not any(isinstance(event, AnomalyEvidence) for event in events)  # no visual memory loaded here
     with pytest.raises(UserError, match="upload an image"):
         list(handlers.inspect(None, "Test / wood", "", "", settings))
     with pytest.raises(UserError, match="mode"):
@@ -79,14 +80,14 @@ def test_annotate_saves_with_mask_adds_templates_and_exports(handlers, tmp_path)
     import numpy as np
     from PIL import Image
 
-    from demo.handlers import WorkbenchHandlers
+    from demo.annotation import AnnotationHandlers
     from reason_iad.annotations import AnnotationStore
     from reason_iad.knowledge.embedders import ThumbnailEmbedder
     from reason_iad.knowledge.exemplars import ExemplarStore
 
     handlers.pipeline.annotations = AnnotationStore(tmp_path / "db")
     handlers.pipeline.exemplars = ExemplarStore(tmp_path / "db", ThumbnailEmbedder())
-    work = WorkbenchHandlers(handlers)
+    work = AnnotationHandlers(handlers)
     layer = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
     layer.paste((255, 0, 0, 255), (40, 40, 60, 60))
     value = {"background": solid((90, 90, 90)).resize((64, 64)), "layers": [layer], "composite": None}
@@ -119,6 +120,21 @@ def test_compare_runs_each_configuration_on_the_same_input(handlers):
         compare.compare(solid((1, 1, 1)), None, "", "", [CompareSlot("plain")] * 5, 1, 1)
     with pytest.raises(UserError, match="not loaded"):
         compare.compare(solid((1, 1, 1)), None, "", "", [CompareSlot("plain", model="other")], 1, 1)
+
+
+def test_compare_starts_from_the_loaded_configuration_not_fixed_weights(handlers):
+    import dataclasses
+
+    from demo.comparison import CompareHandlers, CompareSlot
+
+    reasoning = dataclasses.replace(handlers.pipeline.config.reasoning, answer_reward_weight=0.25,
+                                    latent_reward_weight=1.5, patches_per_step=1)  # fmt: skip
+    handlers.pipeline.config = dataclasses.replace(handlers.pipeline.config, reasoning=reasoning)
+    [(_, inspection)] = CompareHandlers(handlers).compare(solid((200, 10, 10)), "Test / wood", "", "",
+                                                          [CompareSlot("latent")], 1, 2)  # fmt: skip
+    used = inspection.config
+    assert (used["answer_reward_weight"], used["latent_reward_weight"], used["patches_per_step"]) == (0.25, 1.5, 1)
+    assert (used["mode"], used["num_steps"], used["num_latent_tokens"]) == ("latent", 1, 2)  # the tab's own controls
 
 
 def test_compare_two_knowledge_versions_retrieves_each_version(handlers):

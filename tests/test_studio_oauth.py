@@ -11,7 +11,8 @@ import gradio as gr
 import pytest
 from gradio.helpers import special_args
 
-from demo.studio import author_of, build_studio
+from demo.common import author_of
+from demo.studio import build_studio
 from knowledge_helpers import make_store
 from reason_iad.config import AppConfig
 from reason_iad.pipeline import Pipeline

@@ -1,0 +1,100 @@
+"""The Annotate tab's logic: store a labelled image with its painted defect mask, export everything as MMAD."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from demo.handlers import StudioHandlers
+from reason_iad.errors import UserError
+
+
+def editor_image_and_mask(value) -> tuple[Image.Image | None, object]:
+    """(image, mask array or None) from a `gr.ImageEditor` value: the background and every painted layer."""
+    if value is None:
+        return None, None
+    background = value.get("background") if isinstance(value, dict) else value
+    if background is None:
+        return None, None
+    layers = value.get("layers") or [] if isinstance(value, dict) else []
+    mask = None
+    for layer in layers:
+        alpha = np.asarray(layer.convert("RGBA"))[..., 3] > 0
+        mask = alpha if mask is None else mask | alpha
+    return background, mask
+
+
+class AnnotationHandlers:
+    """Annotation actions (the studio's Annotate tab)."""
+
+    def __init__(self, studio: StudioHandlers) -> None:
+        self.studio = studio
+        self.pipeline = studio.pipeline
+
+    def save_annotation(
+        self,
+        editor_value,
+        label: str,
+        dataset: str,
+        category: str,
+        defect: str,
+        note: str,
+        model_answer: str,
+        corrected: str,
+        as_template: bool,
+        username: str | None,
+    ) -> str:
+        """Store an annotation (and optionally a normal template); returns a status line."""
+        author = self.studio.curator(username)
+        image, mask = editor_image_and_mask(editor_value)
+        if image is None:
+            raise UserError("load an image into the editor first")
+        if self.pipeline.annotations is None:
+            raise UserError("no annotation store is loaded")
+        annotation_id = self.pipeline.annotations.add(
+            image,
+            label,
+            dataset or "",
+            category or "",
+            author,
+            defect or "",
+            note or "",
+            mask,
+            model_answer or "",
+            corrected or "",
+        )
+        status = f"Saved annotation {annotation_id}."
+        if as_template:
+            if label != "normal":
+                raise UserError("only normal images can become one-shot templates")
+            exemplar = self.pipeline.exemplars.add(image, dataset, category, author, note or "from an annotation")
+            status += f" Added as normal template {exemplar}."
+            if self.pipeline.memory is not None:
+                bank = self.pipeline.memory.add_exemplars(dataset, category, [image], labels=[exemplar])
+                status += (
+                    f" Visual memory bank of {category}: {len(bank.exemplar_ids)} exemplars, "
+                    f"{bank.num_patches} patches (version {bank.version})."
+                )
+        return status
+
+    def annotation_rows(self) -> list[list]:
+        """Table rows of all annotations."""
+        if self.pipeline.annotations is None:
+            return []
+        return [
+            [a.id, a.dataset, a.category, a.label, a.defect, a.author, a.created_at, "yes" if a.mask else ""]
+            for a in self.pipeline.annotations.list()
+        ]
+
+    def export_annotations(self, username: str | None = None) -> str:
+        """Export every annotation as an MMAD-format dataset and zip it (curators only); returns the zip path."""
+        self.studio.curator(username, "export the annotations")
+        from reason_iad.exports import export_mmad
+
+        folder = Path(tempfile.mkdtemp(prefix="reason-iad-annotations-"))
+        export_mmad(self.pipeline.annotations.list(), folder / "dataset")
+        return shutil.make_archive(str(folder / "annotations-mmad"), "zip", folder / "dataset")

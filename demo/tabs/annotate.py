@@ -1,0 +1,94 @@
+"""The Annotate tab: label an image, paint its defect, correct the model, save; export everything as MMAD.
+
+Saving and exporting check the curator server-side (`AnnotationHandlers` through `StudioHandlers.curator`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from demo.annotation import AnnotationHandlers
+from demo.common import KNOWLEDGE_WRITE, author_of, guarded
+
+
+@dataclass(frozen=True)
+class AnnotationForm:
+    """The Annotate tab's components."""
+
+    fields: tuple  # editor, label, dataset, category, defect, note, model answer, corrected, as template
+    model_answer: gr.Textbox
+    save: gr.Button
+    status: gr.Markdown
+    annotations: gr.Dataframe
+    export: gr.Button
+    download: gr.File
+
+
+def annotate_tab(work: AnnotationHandlers, last_answer: gr.State) -> None:
+    """Build and wire the Annotate tab; `last_answer` ("A. Yes.") is the Inspect tab's latest answer."""
+    form = _layout()
+
+    def save_annotation(
+        value,
+        label,
+        dataset,
+        category,
+        defect,
+        note,
+        answer,
+        corrected,
+        as_template,
+        request: gr.Request,
+        profile: gr.OAuthProfile | None,
+    ):
+        author = author_of(request, profile)
+        return work.save_annotation(
+            value, label, dataset, category, defect, note, answer, corrected, as_template, author
+        )
+
+    def export_annotations(request: gr.Request, profile: gr.OAuthProfile | None):
+        return work.export_annotations(author_of(request, profile))
+
+    def copy_answer(answer):
+        return answer or ""
+
+    private = {"api_visibility": "private"}
+    last_answer.change(copy_answer, last_answer, form.model_answer, **private)
+    form.save.click(guarded(save_annotation), list(form.fields), form.status, **private, **KNOWLEDGE_WRITE).then(
+        guarded(work.annotation_rows), None, form.annotations, **private
+    )
+    form.export.click(guarded(export_annotations), None, form.download, **private)
+
+
+def _layout() -> AnnotationForm:
+    with gr.Row():
+        with gr.Column(scale=3):
+            editor = gr.ImageEditor(
+                type="pil",
+                label="Image — paint over the defect (brush)",
+                height=420,
+                brush=gr.Brush(colors=["#ff0000"], default_size=12),
+            )
+        with gr.Column(scale=2):
+            label = gr.Radio(["normal", "defective"], value="defective", label="Label")
+            dataset = gr.Textbox(value="Annotations", label="Dataset")
+            category = gr.Textbox(label="Category")
+            defect = gr.Textbox(label="Defect type (for defective images)")
+            note = gr.Textbox(label="Note", lines=2)
+            model_answer = gr.Textbox(label="Model's answer of the last inspection", interactive=False)
+            corrected = gr.Textbox(label="Correct answer (if the model was wrong)")
+            as_template = gr.Checkbox(label="Also use this normal image as a one-shot template")
+            save = gr.Button("Save annotation", variant="primary")
+            status = gr.Markdown("", elem_classes="status")
+    annotations = gr.Dataframe(
+        headers=["id", "dataset", "category", "label", "defect", "author", "created", "mask"],
+        interactive=False,
+        label="Annotations",
+    )
+    with gr.Row():
+        export = gr.Button("Export as MMAD dataset (zip)")
+        download = gr.File(label="Download")
+    fields = (editor, label, dataset, category, defect, note, model_answer, corrected, as_template)
+    return AnnotationForm(fields, model_answer, save, status, annotations, export, download)

@@ -1,0 +1,254 @@
+"""The Inspect tab: a query image (uploaded or from the gallery), a question and the reasoning controls; the run.
+
+The run streams the pipeline's typed events through `demo.events.event_outputs` (dict outputs, nothing by
+position). Its public endpoint `/inspect` takes named parameters: `image`, `category`, `question`, `options`,
+`template`, `auto_template`, `pinned` and the `ReasoningSettings` fields (`mode`, `num_latent_tokens`, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from demo import render
+from demo.common import MODEL_RUN, gpu, guarded
+from demo.events import InspectRun, InspectView, event_outputs, patch_view, starting_outputs
+from demo.gallery import GalleryItem, mask_annotations, questions_markdown
+from demo.handlers import ANY_CATEGORY, ReasoningSettings, StudioHandlers, category_choices, uploaded_image
+from reason_iad.config import MODES, ReasoningConfig
+
+
+@dataclass(frozen=True)
+class InspectForm:
+    """The Inspect tab's input components."""
+
+    image: gr.Image
+    gallery: gr.Gallery
+    ground_truth: gr.AnnotatedImage
+    suggestions: gr.Markdown
+    category: gr.Dropdown
+    question: gr.Textbox
+    options: gr.Textbox
+    template: gr.Image
+    auto_template: gr.Checkbox
+    settings: dict[str, gr.components.Component]  # keyed by `ReasoningSettings` field names
+    pins: gr.CheckboxGroup
+    pin_note: gr.Markdown
+    run: gr.Button
+    stop: gr.Button
+
+
+def inspect_tab(config, handlers: StudioHandlers | None, items: list[GalleryItem], last_answer: gr.State) -> list[str]:
+    """Build and wire the Inspect tab (without handlers: the gallery only); returns its category choices."""
+    pairs = sorted({(i.dataset, i.category) for i in items})
+    if handlers is not None and handlers.pipeline.store is not None:
+        from reason_iad.knowledge.search import categories
+
+        pairs = categories(handlers.pipeline.store)
+    choices = category_choices(pairs)
+    with gr.Row():
+        with gr.Column(scale=2):
+            form = _form(config.reasoning, items, choices)
+        with gr.Column(scale=3):
+            view = _view(last_answer)
+    _wire_gallery(form, items, choices)
+    if handlers is not None:
+        _wire_run(form, view, handlers)
+    return choices
+
+
+def _form(defaults: ReasoningConfig, items: list[GalleryItem], choices: list[str]) -> InspectForm:
+    image = gr.Image(type="filepath", label="Query image", height=300, elem_id="query-image")
+    gallery = gr.Gallery(
+        value=[(str(i.image), i.caption) for i in items],
+        columns=6,
+        height=260,
+        label=f"Example gallery ({len(items)} images)",
+        allow_preview=False,
+        elem_id="example-gallery",
+    )
+    ground_truth = gr.AnnotatedImage(label="Ground truth of the selected example", height=220)
+    suggestions = gr.Markdown("_Pick an example to see its ground truth and suggested questions._")
+    category = gr.Dropdown(choices, value=ANY_CATEGORY, label="Category")
+    question = gr.Textbox(label="Question (empty: MMAD's anomaly question)", elem_id="question")
+    options = gr.Textbox(label="Options, one per line (A. ..., B. ...)", lines=3, elem_id="options")
+    with gr.Accordion("One-shot template", open=False):
+        template = gr.Image(type="filepath", label="Normal template (optional)", height=160)
+        auto_template = gr.Checkbox(True, label="Otherwise use the category's nearest normal exemplar")
+    with gr.Accordion("Reasoning settings", open=False):
+        settings = reasoning_controls(ReasoningSettings.from_config(defaults))
+    pins = gr.CheckboxGroup([], label="Knowledge to use (untick to leave out)", elem_id="knowledge-pins")
+    pin_note = gr.Markdown("", elem_classes="status")
+    with gr.Row():
+        run = gr.Button("Inspect", variant="primary", elem_id="run")
+        stop = gr.Button("Stop", elem_id="stop")
+    return InspectForm(
+        image,
+        gallery,
+        ground_truth,
+        suggestions,
+        category,
+        question,
+        options,
+        template,
+        auto_template,
+        settings,
+        pins,
+        pin_note,
+        run,
+        stop,
+    )
+
+
+def reasoning_controls(start: ReasoningSettings) -> dict[str, gr.components.Component]:
+    """One control per `ReasoningSettings` field, keyed by the field's name (the API parameter's name)."""
+    controls = {
+        "mode": gr.Radio(list(MODES), value=start.mode, label="Mode"),
+        "num_latent_tokens": gr.Slider(1, 16, value=start.num_latent_tokens, step=1, label="Latent tokens"),
+        "num_steps": gr.Slider(1, 40, value=start.num_steps, step=1, label="Steps"),
+        "patches_per_step": gr.Slider(0, 8, value=start.patches_per_step, step=1, label="Patches per step"),
+        "answer_reward_weight": gr.Slider(0, 2, value=start.answer_reward_weight, label="Answer-entropy weight"),
+        "latent_reward_weight": gr.Slider(0, 2, value=start.latent_reward_weight, label="Latent-entropy weight"),
+        "readout": gr.Radio(["letter", "likelihood"], value=start.readout, label="Answer read-out"),
+        "evidence": gr.Radio(
+            ["none", "highlight", "contour", "box", "text"],
+            value=start.evidence,
+            label="Show the visual memory's evidence to the model",
+        ),
+        "injection_prior": gr.Radio(
+            ["attention", "anomaly", "mix"], value=start.injection_prior, label="Patch injection prior"
+        ),
+    }
+    return controls
+
+
+def _view(last_answer: gr.State) -> InspectView:
+    plot = gr.Plot(label="Reward and entropy per step", elem_id="reasoning-plot")
+    with gr.Row():
+        patches = gr.Image(label="Injected patches (labelled by step)", height=340, scale=3, elem_id="patches")
+        anomaly = gr.Image(label="Visual memory: anomaly map", height=340, scale=2, elem_id="anomaly-map")
+        attention = gr.Image(label="Latent → image attention", height=340, scale=2)
+    anomaly_note = gr.Markdown("", elem_classes="status")
+    replay = gr.Slider(0, 1, value=0, step=1, label="Replay injection (step)", interactive=True)
+    with gr.Row():
+        answer_plot = gr.Plot(label="Answer distribution", scale=2)
+        with gr.Column(scale=3):
+            answer = gr.Markdown("", elem_id="answer")
+    grounding = gr.Markdown("", elem_id="grounding")
+    evidence = gr.Dataframe(
+        headers=render.EVIDENCE_HEADERS,
+        label="Cited evidence (click a patch to highlight it on the injected patches)",
+        interactive=False,
+        wrap=True,
+        column_widths=["16%", "70%", "14%"],
+        max_height=520,
+        elem_id="evidence",
+    )
+    return InspectView(
+        plot,
+        patches,
+        attention,
+        replay,
+        answer_plot,
+        answer,
+        evidence,
+        grounding,
+        anomaly,
+        anomaly_note,
+        gr.State(None),
+        last_answer,
+    )
+
+
+def _wire_gallery(form: InspectForm, items: list[GalleryItem], choices: list[str]) -> None:
+    def pick_example(event: gr.SelectData):
+        item = items[event.index]
+        first = next((q for q in item.questions if q.type != "Anomaly Detection"), None)
+        choice = f"{item.dataset} / {item.category}"
+        return {
+            form.image: str(item.image),
+            form.ground_truth: (str(item.image), mask_annotations(item)),
+            form.suggestions: questions_markdown(item),
+            form.category: choice if choice in choices else ANY_CATEGORY,
+            form.question: first.question if first else "",
+            form.options: "\n".join(f"{k}. {v}" for k, v in first.options.items()) if first else "",
+        }
+
+    outputs = [form.image, form.ground_truth, form.suggestions, form.category, form.question, form.options]
+    form.gallery.select(pick_example, outputs=outputs, api_visibility="private")
+
+
+def _wire_run(form: InspectForm, view: InspectView, handlers: StudioHandlers) -> None:
+    offered = _wire_pins(form, handlers)
+
+    @gpu
+    @guarded
+    def inspect(  # the `/inspect` endpoint: its parameters' names are the API's (None: optional there)
+        image,
+        category,
+        question=None,
+        options=None,
+        template=None,
+        auto_template=True,
+        pinned=None,
+        offered=None,
+        **settings,
+    ):
+        yield starting_outputs(view)
+        settings = ReasoningSettings(**settings)
+        query = uploaded_image(image, "query image")  # None: `handlers.inspect` asks for an image
+        truth = handlers.ground_truth(query) if query is not None else None
+        run = InspectRun(query, int(settings.num_steps), truth)
+        pinned = None if not pinned or set(pinned) == set(offered or []) else pinned  # untouched: retrieve afresh
+        stream = handlers.inspect(query, category, question, options, settings, template, auto_template, pinned)
+        for event in stream:
+            run = run.advance(event)
+            yield event_outputs(event, view, run)
+
+    named = {"image": form.image, "category": form.category, "question": form.question, "options": form.options}
+    named |= {"template": form.template, "auto_template": form.auto_template}
+    named |= form.settings | {"pinned": form.pins, "offered": offered}  # the order positional callers always used
+    event = form.run.click(
+        inspect,
+        inputs_kwargs=named,
+        outputs=view.components(),
+        api_name="inspect",
+        preprocess=False,
+        **MODEL_RUN,
+    )
+    form.stop.click(None, cancels=[event], api_visibility="private")
+    _wire_patch_view(view)
+
+
+def _wire_pins(form: InspectForm, handlers: StudioHandlers) -> gr.State:
+    """The knowledge pins follow the image and category; returns the state holding the labels offered."""
+    preview = guarded(handlers.preview_knowledge)
+    offered = gr.State([])
+
+    def refresh_pins(image, category):
+        labels, selected, note = preview(image, category)
+        return gr.update(choices=labels, value=selected), note, labels
+
+    for trigger in (form.image.change, form.category.change):  # images are decoded by our loader, never by Gradio
+        trigger(
+            refresh_pins,
+            [form.image, form.category],
+            [form.pins, form.pin_note, offered],
+            api_visibility="private",
+            preprocess=False,
+        )
+    return offered
+
+
+def _wire_patch_view(view: InspectView) -> None:
+    """The replay slider and a click on a cited patch re-render the patch view from the finished run."""
+
+    def replay(run: InspectRun | None, upto):
+        return render.replay_frame(run.query, run.steps, int(upto), run.mask) if run is not None else None
+
+    def highlight(run: InspectRun | None, event: gr.SelectData):
+        return patch_view(run, event.row_value)
+
+    view.replay.change(replay, [view.run, view.replay], view.patches, api_visibility="private")
+    view.evidence.select(highlight, view.run, view.patches, api_visibility="private")
