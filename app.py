@@ -22,9 +22,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
     parser = argparse.ArgumentParser(description="Reason-IAD Studio (Gradio).")
     parser.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"), help="[GRADIO_SERVER_NAME]")
-    parser.add_argument(
-        "--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")), help="[GRADIO_SERVER_PORT]"
-    )
+    parser.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")), help="[GRADIO_SERVER_PORT]")
     parser.add_argument(
         "--model",
         default=env("REASON_IAD_MODEL", "embedded"),
@@ -39,19 +37,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default=env("REASON_IAD_DEVICE", "auto"), help="auto/cpu/cuda [REASON_IAD_DEVICE]")
     parser.add_argument("--db", default=env("REASON_IAD_DB", ""), help="knowledge base folder or URI [REASON_IAD_DB]")
     parser.add_argument(
-        "--clip", default=env("REASON_IAD_CLIP", ""),
+        "--clip",
+        default=env("REASON_IAD_CLIP", ""),
         help="image retriever of the knowledge: tiny_clip (the embedded default's) or open_clip:<arch>[:<weights "
         "tag or file>], e.g. open_clip:ViT-B-32:/models/clip.bin; empty: the model's default [REASON_IAD_CLIP]",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--auth", default=env("REASON_IAD_AUTH", ""),
+        "--auth",
+        default=env("REASON_IAD_AUTH", ""),
         help="user:password[,user:password...]: require login; only logged-in users may write [REASON_IAD_AUTH]",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--curators", default=env("REASON_IAD_CURATORS", ""),
+        "--curators",
+        default=env("REASON_IAD_CURATORS", ""),
         help="comma-separated user names allowed to change knowledge (e.g. with Hugging Face OAuth) "
         "[REASON_IAD_CURATORS]",
-    )  # fmt: skip
+    )
     parser.add_argument("--config", help="a JSON file written by AppConfig.to_json(); flags given override it")
     parser.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
     parser.add_argument(
@@ -67,14 +68,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def config_from_args(args: argparse.Namespace) -> AppConfig:
     """Map parsed flags onto the config dataclasses (the only place flags become config)."""
-    base = AppConfig.load(args.config) if args.config else with_model_defaults(AppConfig(
-        backend=BackendConfig(model=args.model)))
+    base = (
+        AppConfig.load(args.config)
+        if args.config
+        else with_model_defaults(AppConfig(backend=BackendConfig(model=args.model)))
+    )
     backend = BackendConfig(
         model=args.model, quantization=args.quantization, device=args.device, dtype=base.backend.dtype
     )
     studio = StudioConfig(host=args.host, port=args.port, share=args.share)
-    knowledge = dataclasses.replace(base.knowledge, db_uri=args.db or base.knowledge.db_uri,
-                                    image_embedder=args.clip or base.knowledge.image_embedder)  # fmt: skip
+    knowledge = dataclasses.replace(
+        base.knowledge,
+        db_uri=args.db or base.knowledge.db_uri,
+        image_embedder=args.clip or base.knowledge.image_embedder,
+    )
     return AppConfig(backend=backend, reasoning=base.reasoning, knowledge=knowledge, memory=base.memory, studio=studio)
 
 

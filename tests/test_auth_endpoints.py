@@ -114,7 +114,7 @@ def oauth_studio(tmp_path_factory):
             ("OAUTH_SCOPES", "openid profile"),
             ("OPENID_PROVIDER_URL", "https://huggingface.co"),
         ):
-            patch.setattr(gradio.oauth, name, value)  # fmt: skip
+            patch.setattr(gradio.oauth, name, value)
         pipeline = _pipeline(tmp_path_factory.mktemp("oauth") / "kb")
         blocks = build_studio(AppConfig(), pipeline, examples=[], curators={CURATOR})
         url = _launch(blocks, free_port())
@@ -137,9 +137,17 @@ def oauth_client(url: str, user: str | None) -> httpx.Client:
 
     client = httpx.Client(base_url=url, timeout=60)
     if user is not None:
-        info = {"access_token": "t", "scope": "openid profile", "expires_at": int(time.time()) + 600,
-                "userinfo": {"name": user.title(), "preferred_username": user, "picture": "",
-                             "profile": f"https://huggingface.co/{user}"}}  # fmt: skip
+        info = {
+            "access_token": "t",
+            "scope": "openid profile",
+            "expires_at": int(time.time()) + 600,
+            "userinfo": {
+                "name": user.title(),
+                "preferred_username": user,
+                "picture": "",
+                "profile": f"https://huggingface.co/{user}",
+            },
+        }
         secret = hashlib.sha256(((gradio.oauth.OAUTH_CLIENT_SECRET or "") + "-v4").encode()).hexdigest()
         payload = base64.b64encode(json.dumps({"oauth_info": info}).encode())
         client.cookies.set("session", TimestampSigner(secret).sign(payload).decode())
@@ -178,11 +186,20 @@ def png(colour=(200, 180, 150)) -> bytes:
 def payloads(client: httpx.Client, pipeline: Pipeline) -> dict[str, list]:
     """Inputs that would write if the caller were allowed to, per handler (default inputs for any other)."""
     image = upload(client, "normal.png", png())
-    jsonl = json.dumps({"id": "mine/gear/chip", "dataset": "Mine", "category": "gear", "defect": "chip",
-                        "title": "Chip", "text": "A chipped tooth."})  # fmt: skip
+    jsonl = json.dumps(
+        {
+            "id": "mine/gear/chip",
+            "dataset": "Mine",
+            "category": "gear",
+            "defect": "chip",
+            "title": "Chip",
+            "text": "A chipped tooth.",
+        }
+    )
     exemplar = pipeline.exemplars.list("wood", "Test")[0].id
-    editor, exemplars, transfer = (f"demo.tabs.knowledge:{panel}.<locals>." for panel in ("_wire_editor",
-                                   "_exemplars", "_transfer"))  # the Knowledge tab's edit, exemplar, transfer panels
+    editor, exemplars, transfer = (
+        f"demo.tabs.knowledge:{panel}.<locals>." for panel in ("_wire_editor", "_exemplars", "_transfer")
+    )  # the Knowledge tab's edit, exemplar, transfer panels
     return {
         f"{editor}save_entry": ["test/wood/scratch", "Scratch", "An edited text."],
         f"{editor}add_entry": ["Mine", "gear", "dent", "Dent", "A dent in the rim."],
@@ -202,7 +219,7 @@ def payloads(client: httpx.Client, pipeline: Pipeline) -> dict[str, list]:
             "",
             "",
             False,
-        ],  # fmt: skip
+        ],
         "demo.tabs.annotate:annotate_tab.<locals>.export_annotations": [],
         "demo.tabs.compare:compare_tab.<locals>.load_model": ["/no/such/model", "none"],
     }
@@ -210,8 +227,11 @@ def payloads(client: httpx.Client, pipeline: Pipeline) -> dict[str, list]:
 
 def default_inputs(block_fn) -> list:
     """The API inputs of an endpoint nobody wrote a payload for: each component's initial value."""
-    return [None if isinstance(b, (gr.File, gr.Image)) else getattr(b, "value", None)
-            for b in block_fn.inputs if not b.skip_api]  # fmt: skip
+    return [
+        None if isinstance(b, (gr.File, gr.Image)) else getattr(b, "value", None)
+        for b in block_fn.inputs
+        if not b.skip_api
+    ]
 
 
 def written(pipeline: Pipeline) -> tuple:
@@ -237,8 +257,14 @@ def test_the_read_only_list_names_real_endpoints_and_writes_are_found(password_s
     assert READ_ONLY <= keys, f"stale read-only entries: {READ_ONLY - keys}"
     writes = set(write_endpoints(password_studio[0]).values())
     assert writes == set(write_endpoints(oauth_studio[0]).values())
-    assert len(writes) >= 11 and {"demo.tabs.knowledge:_wire_editor.<locals>.add_entry",
-                                  "demo.tabs.annotate:annotate_tab.<locals>.save_annotation"} <= writes  # fmt: skip
+    assert (
+        len(writes) >= 11
+        and {
+            "demo.tabs.knowledge:_wire_editor.<locals>.add_entry",
+            "demo.tabs.annotate:annotate_tab.<locals>.save_annotation",
+        }
+        <= writes
+    )
 
 
 def test_password_login_refuses_anonymous_calls_to_every_endpoint(password_studio):

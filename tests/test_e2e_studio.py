@@ -22,9 +22,16 @@ from reason_iad.pipeline import Pipeline
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
-
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +40,12 @@ def studio_url(tiny_backends, tmp_path_factory):
     store = KnowledgeStore(folder, FakeEmbedder(32), None, seed=load_seed_entries(SEED_KNOWLEDGE_DIR))
     exemplars = ExemplarStore(folder, ThumbnailEmbedder())
     seed_exemplars(exemplars, EXAMPLES_DIR)
-    config = AppConfig(reasoning=ReasoningConfig(num_latent_tokens=2, num_steps=4),
-                       studio=StudioConfig(port=free_port()))  # fmt: skip
-    studio = build_studio(config, Pipeline(tiny_backends["qwen2_5_vl"], config, store, exemplars),
-                          examples=load_gallery(EXAMPLES_DIR))  # fmt: skip
+    config = AppConfig(
+        reasoning=ReasoningConfig(num_latent_tokens=2, num_steps=4), studio=StudioConfig(port=free_port())
+    )
+    studio = build_studio(
+        config, Pipeline(tiny_backends["qwen2_5_vl"], config, store, exemplars), examples=load_gallery(EXAMPLES_DIR)
+    )
     studio.queue().launch(**launch_options(config) | {"prevent_thread_lock": True, "quiet": True})
     yield f"http://127.0.0.1:{config.studio.port}/"
     studio.close()
@@ -63,8 +72,9 @@ def test_inspect_stream_edit_knowledge_and_see_the_new_version(studio_url):
         page.wait_for_function("() => document.querySelector('#knowledge-pins')?.innerText.includes('synthiad/wood')")
         page.click("#run")
         page.wait_for_selector("#reasoning-plot .js-plotly-plot", timeout=60_000)
-        page.wait_for_function("() => document.querySelector('#answer')?.innerText.includes('Answer:')",
-                               timeout=120_000)  # fmt: skip
+        page.wait_for_function(
+            "() => document.querySelector('#answer')?.innerText.includes('Answer:')", timeout=120_000
+        )
         first = _answer_text(page)
         assert "knowledge version" in first
         page.screenshot(path=str(ARTIFACTS / "e2e-1-inspect.png"), full_page=True)
@@ -110,8 +120,9 @@ def test_a_gallery_example_shows_its_cited_evidence_and_patches_on_the_defect(st
         page.get_by_text("Reasoning settings").click()
         page.get_by_role("radio", name="full", exact=True).first.check()
         page.click("#run")
-        page.wait_for_function("() => document.querySelector('#answer')?.innerText.includes('Answer:')",
-                               timeout=120_000)  # fmt: skip
+        page.wait_for_function(
+            "() => document.querySelector('#answer')?.innerText.includes('Answer:')", timeout=120_000
+        )
         grounding = page.locator("#grounding").inner_text()
         assert re.search(r"\d+ of \d+ kept patches on the defect", grounding), grounding
         evidence = page.locator("#evidence")

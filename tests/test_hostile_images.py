@@ -37,8 +37,18 @@ def cases(tmp_path_factory) -> dict[str, HostileImage]:
 def test_there_are_at_least_thirty_cases_of_every_kind_asked_for(cases):
     kinds = {case.kind for case in cases.values()}
     assert len(cases) >= 30 and len(REFUSED) >= 20 and len(ANSWERED) >= 15
-    assert {"truncated", "header only", "garbage", "wrong format", "corrupt", "decompression bomb", "too small",
-            "extreme aspect", "odd mode", "odd format"} <= kinds  # fmt: skip
+    assert {
+        "truncated",
+        "header only",
+        "garbage",
+        "wrong format",
+        "corrupt",
+        "decompression bomb",
+        "too small",
+        "extreme aspect",
+        "odd mode",
+        "odd format",
+    } <= kinds
 
 
 # ---------------------------------------------------------------------------------------------- the loader
@@ -170,8 +180,7 @@ def test_studio_handlers_refuse_an_upload_naming_the_users_file(cases, bare_stud
 
 
 @pytest.mark.slow
-def test_the_launched_studio_refuses_hostile_uploads_without_a_traceback(cases, tiny_qwen, tmp_path, capfd,
-                                                                         caplog):  # fmt: skip
+def test_the_launched_studio_refuses_hostile_uploads_without_a_traceback(cases, tiny_qwen, tmp_path, capfd, caplog):
     from gradio_client import Client, handle_file
 
     from demo.studio import launch_options
@@ -180,8 +189,9 @@ def test_the_launched_studio_refuses_hostile_uploads_without_a_traceback(cases, 
     from reason_iad.config import BackendConfig, ReasoningConfig, StudioConfig
 
     caplog.set_level(logging.INFO)
-    config = AppConfig(reasoning=ReasoningConfig(mode="plain", num_latent_tokens=1, num_steps=1),
-                       studio=StudioConfig(port=free_port()))  # fmt: skip
+    config = AppConfig(
+        reasoning=ReasoningConfig(mode="plain", num_latent_tokens=1, num_steps=1), studio=StudioConfig(port=free_port())
+    )
     backend = load_backend(BackendConfig(model=tiny_qwen, device="cpu"))
     pipeline = Pipeline(
         backend, config, make_store(tmp_path / "kb"), ExemplarStore(tmp_path / "kb", ThumbnailEmbedder())
@@ -193,9 +203,16 @@ def test_the_launched_studio_refuses_hostile_uploads_without_a_traceback(cases, 
         version = pipeline.store.version
 
         def inspect(path):
-            return client.predict(image=handle_file(str(path)), category="Test / wood", auto_template=False,
-                                  mode="plain", num_latent_tokens=1, num_steps=1, patches_per_step=1,
-                                  api_name="/inspect")  # fmt: skip
+            return client.predict(
+                image=handle_file(str(path)),
+                category="Test / wood",
+                auto_template=False,
+                mode="plain",
+                num_latent_tokens=1,
+                num_steps=1,
+                patches_per_step=1,
+                api_name="/inspect",
+            )
 
         for name in REFUSED:
             case = cases[name]

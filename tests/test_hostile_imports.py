@@ -35,8 +35,14 @@ def _jsonl(*rows) -> bytes:
 
 
 def _row(defect="chip", **fields) -> dict:
-    return {"id": f"mine/gear/{defect}", "dataset": "Mine", "category": "gear", "defect": defect,
-            "title": defect.capitalize(), "text": f"A {defect} on a tooth."} | fields  # fmt: skip
+    return {
+        "id": f"mine/gear/{defect}",
+        "dataset": "Mine",
+        "category": "gear",
+        "defect": defect,
+        "title": defect.capitalize(),
+        "text": f"A {defect} on a tooth.",
+    } | fields
 
 
 DEEP = "[" * 5000 + "]" * 5000
@@ -67,7 +73,7 @@ MALFORMED = [
         "dk.json",
         json.dumps({"Mine": {"gear": {"good": "Even teeth.", "chip": "A chip.", "dent": " "}}}).encode(),
         "dent",
-    ),  # fmt: skip
+    ),
     (
         "duplicate-ids-by-case",
         "dk.json",
@@ -118,8 +124,9 @@ def _write(tmp_path, name, content) -> str:
 
 
 @pytest.mark.parametrize("name, file_name, content, message", MALFORMED, ids=[c[0] for c in MALFORMED])
-def test_cli_refuses_a_malformed_import_in_one_line_and_writes_nothing(kb, tmp_path, capsys, name, file_name,
-                                                                       content, message):  # fmt: skip
+def test_cli_refuses_a_malformed_import_in_one_line_and_writes_nothing(
+    kb, tmp_path, capsys, name, file_name, content, message
+):
     path = _write(tmp_path, file_name, content)
     capsys.readouterr()
     before = kb.version()
@@ -206,8 +213,7 @@ def _import_panel(fns):
 
 
 @pytest.mark.parametrize("name, file_name, content, message", MALFORMED, ids=[c[0] for c in MALFORMED])
-def test_studio_import_panel_refuses_clearly_and_writes_nothing(studio, tmp_path, name, file_name, content,
-                                                                message):  # fmt: skip
+def test_studio_import_panel_refuses_clearly_and_writes_nothing(studio, tmp_path, name, file_name, content, message):
     fns, store = studio
     before = store.version
     try:

@@ -22,8 +22,9 @@ def studio_url(tiny_backends, tmp_path_factory):
     folder = tmp_path_factory.mktemp("studio-kb")
     exemplars = ExemplarStore(folder, ThumbnailEmbedder())
     seed_exemplars(exemplars, EXAMPLES_DIR)
-    config = AppConfig(reasoning=ReasoningConfig(num_latent_tokens=2, num_steps=2),
-                       studio=StudioConfig(port=free_port()))  # fmt: skip
+    config = AppConfig(
+        reasoning=ReasoningConfig(num_latent_tokens=2, num_steps=2), studio=StudioConfig(port=free_port())
+    )
     pipeline = Pipeline(tiny_backends["qwen2_5_vl"], config, make_store(folder), exemplars)
     studio = build_studio(config, pipeline, examples=load_gallery(EXAMPLES_DIR))
     studio.queue().launch(**launch_options(config) | {"prevent_thread_lock": True, "quiet": True})
@@ -36,9 +37,24 @@ def test_public_endpoints_are_exactly_the_documented_ones(studio_url):
     assert set(api["named_endpoints"]) == {"/inspect", "/search_knowledge", "/add_knowledge"}
 
 
-INSPECT_PARAMETERS = ["image", "category", "question", "options", "template", "auto_template", "mode",
-                      "num_latent_tokens", "num_steps", "patches_per_step", "answer_reward_weight",
-                      "latent_reward_weight", "readout", "evidence", "injection_prior", "pinned"]  # fmt: skip
+INSPECT_PARAMETERS = [
+    "image",
+    "category",
+    "question",
+    "options",
+    "template",
+    "auto_template",
+    "mode",
+    "num_latent_tokens",
+    "num_steps",
+    "patches_per_step",
+    "answer_reward_weight",
+    "latent_reward_weight",
+    "readout",
+    "evidence",
+    "injection_prior",
+    "pinned",
+]
 
 
 def _answer(outputs) -> str:
@@ -60,8 +76,14 @@ def test_inspect_takes_named_parameters_with_the_form_defaults(studio_url):
 def test_inspect_streams_steps_and_returns_the_answer(studio_url):
     client = Client(studio_url, verbose=False)
     image = sorted(p for p in (EXAMPLES_DIR / "wood").glob("*.png") if "_mask" not in p.name)[0]
-    job = client.submit(image=handle_file(str(image)), category="Test / wood", mode="full", num_latent_tokens=2,
-                        num_steps=2, api_name="/inspect")  # fmt: skip
+    job = client.submit(
+        image=handle_file(str(image)),
+        category="Test / wood",
+        mode="full",
+        num_latent_tokens=2,
+        num_steps=2,
+        api_name="/inspect",
+    )
     outputs = [update for update in job]
     final = job.outputs()[-1]
     assert len(outputs) >= 1
@@ -76,8 +98,9 @@ def test_inspect_streams_steps_and_returns_the_answer(studio_url):
 
 def test_search_and_add_knowledge_through_the_api(studio_url):
     client = Client(studio_url, verbose=False)
-    status = client.predict("Mine", "gear", "chip", "Chipped tooth", "A tooth with a missing corner.",
-                            api_name="/add_knowledge")  # fmt: skip
+    status = client.predict(
+        "Mine", "gear", "chip", "Chipped tooth", "A tooth with a missing corner.", api_name="/add_knowledge"
+    )
     assert status.startswith("Added mine/gear/chip as version")
     results = client.predict("missing corner tooth", "fts", "", api_name="/search_knowledge")
     assert results["data"][0][1] == "mine/gear/chip"

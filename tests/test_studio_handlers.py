@@ -57,8 +57,18 @@ def test_inspect_streams_then_finishes_and_refuses_a_missing_image(handlers):
 
 
 def _step(number, patches=()):
-    return ReasoningStep(number, 0.1 * number, {"answer": 0.2, "latent": 0.1}, (0.5, 0.4), {"A": 0.6, "B": 0.4},
-                         0.1 * number, tuple(patches), tuple(patches), 0.01, 1.0)  # fmt: skip
+    return ReasoningStep(
+        number,
+        0.1 * number,
+        {"answer": 0.2, "latent": 0.1},
+        (0.5, 0.4),
+        {"A": 0.6, "B": 0.4},
+        0.1 * number,
+        tuple(patches),
+        tuple(patches),
+        0.01,
+        1.0,
+    )
 
 
 def test_renderers_draw_what_they_are_given():
@@ -127,11 +137,13 @@ def test_compare_starts_from_the_loaded_configuration_not_fixed_weights(handlers
 
     from demo.comparison import CompareHandlers, CompareSlot
 
-    reasoning = dataclasses.replace(handlers.pipeline.config.reasoning, answer_reward_weight=0.25,
-                                    latent_reward_weight=1.5, patches_per_step=1)  # fmt: skip
+    reasoning = dataclasses.replace(
+        handlers.pipeline.config.reasoning, answer_reward_weight=0.25, latent_reward_weight=1.5, patches_per_step=1
+    )
     handlers.pipeline.config = dataclasses.replace(handlers.pipeline.config, reasoning=reasoning)
-    [(_, inspection)] = CompareHandlers(handlers).compare(solid((200, 10, 10)), "Test / wood", "", "",
-                                                          [CompareSlot("latent")], 1, 2)  # fmt: skip
+    [(_, inspection)] = CompareHandlers(handlers).compare(
+        solid((200, 10, 10)), "Test / wood", "", "", [CompareSlot("latent")], 1, 2
+    )
     used = inspection.config
     assert (used["answer_reward_weight"], used["latent_reward_weight"], used["patches_per_step"]) == (0.25, 1.5, 1)
     assert (used["mode"], used["num_steps"], used["num_latent_tokens"]) == ("latent", 1, 2)  # the tab's own controls

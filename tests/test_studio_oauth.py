@@ -21,10 +21,18 @@ from reason_iad.pipeline import Pipeline
 def _signed_in(username: str | None):
     session = {}
     if username:
-        userinfo = {"name": username.title(), "preferred_username": username,
-                    "profile": f"https://huggingface.co/{username}", "picture": ""}
-        session["oauth_info"] = {"access_token": "t", "scope": "openid profile", "expires_at": time.time() + 600,
-                                 "userinfo": userinfo}  # fmt: skip
+        userinfo = {
+            "name": username.title(),
+            "preferred_username": username,
+            "profile": f"https://huggingface.co/{username}",
+            "picture": "",
+        }
+        session["oauth_info"] = {
+            "access_token": "t",
+            "scope": "openid profile",
+            "expires_at": time.time() + 600,
+            "userinfo": userinfo,
+        }
     return types.SimpleNamespace(session=session, username=None)
 
 
@@ -35,8 +43,12 @@ def studio(tiny_backends, tmp_path, monkeypatch):
     monkeypatch.setenv("OAUTH_CLIENT_ID", "test-client")  # what a Space with `hf_oauth: true` sets
     monkeypatch.setenv("SPACE_ID", "reason-iad/studio")
     monkeypatch.setenv("SYSTEM", "spaces")
-    for name, value in (("OAUTH_CLIENT_ID", "test-client"), ("OAUTH_CLIENT_SECRET", "secret"),
-                        ("OAUTH_SCOPES", "openid profile"), ("OPENID_PROVIDER_URL", "https://huggingface.co")):
+    for name, value in (
+        ("OAUTH_CLIENT_ID", "test-client"),
+        ("OAUTH_CLIENT_SECRET", "secret"),
+        ("OAUTH_SCOPES", "openid profile"),
+        ("OPENID_PROVIDER_URL", "https://huggingface.co"),
+    ):
         monkeypatch.setattr(gradio.oauth, name, value)
     config = AppConfig()
     pipeline = Pipeline(tiny_backends["qwen2_5_vl"], config, make_store(tmp_path / "kb"))
@@ -66,8 +78,9 @@ def test_anonymous_or_unlisted_accounts_cannot_write(studio, user, message):
     assert pipeline.store.version == before
 
 
-def test_with_oauth_and_no_curator_list_any_signed_in_account_writes_but_anonymous_cannot(tiny_backends, tmp_path,
-                                                                                        studio):  # fmt: skip
+def test_with_oauth_and_no_curator_list_any_signed_in_account_writes_but_anonymous_cannot(
+    tiny_backends, tmp_path, studio
+):
     config = AppConfig()
     pipeline = Pipeline(tiny_backends["qwen2_5_vl"], config, make_store(tmp_path / "open"))
     blocks = build_studio(config, pipeline, examples=[])  # OAuth env still set by the `studio` fixture
