@@ -90,11 +90,20 @@ class AnnotationHandlers:
             for a in self.pipeline.annotations.list()
         ]
 
-    def export_annotations(self, username: str | None = None) -> str:
-        """Export every annotation as an MMAD-format dataset and zip it (curators only); returns the zip path."""
-        self.studio.curator(username, "export the annotations")
-        from reason_iad.exports import export_mmad
+    def export_annotations(self, fmt: str = "mmad", username: str | None = None) -> str:
+        """Export every annotation in `fmt` (MMAD, MVTec AD or COCO; see `reason_iad.exports`) as a zip (curators only).
 
+        The MMAD and MVTec exports carry each category's normal exemplars as its `train/good` templates.
+        """
+        self.studio.curator(username, "export the annotations")
+        from reason_iad.exports import export_annotations
+
+        annotations = self.pipeline.annotations.list() if self.pipeline.annotations is not None else []
+        templates = {}
+        if self.pipeline.exemplars is not None:
+            for dataset, category in {(a.dataset, a.category) for a in annotations}:
+                found = self.pipeline.exemplars.list(category=category, dataset=dataset)
+                templates[(dataset, category)] = [e.image for e in found]
         folder = Path(tempfile.mkdtemp(prefix="reason-iad-annotations-"))
-        export_mmad(self.pipeline.annotations.list(), folder / "dataset")
-        return shutil.make_archive(str(folder / "annotations-mmad"), "zip", folder / "dataset")
+        export_annotations(fmt, annotations, folder / "dataset", templates=templates)
+        return shutil.make_archive(str(folder / f"annotations-{fmt}"), "zip", folder / "dataset")

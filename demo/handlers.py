@@ -61,16 +61,8 @@ class ReasoningSettings:
 
 
 def parse_question(text: str, options_text: str) -> Question:
-    """A question typed in the studio: options one per line, `A. text` (letters optional, assigned in order)."""
-    if not (text or "").strip():
-        return Question.anomaly()
-    lines = [line.strip() for line in (options_text or "").splitlines() if line.strip()]
-    options = []
-    for index, line in enumerate(lines):
-        letter = chr(ord("A") + index)
-        body = line[2:].strip() if len(line) > 2 and line[0].upper() == letter and line[1] in ".):" else line
-        options.append((letter, body))
-    return Question(text.strip(), tuple(options))
+    """A question typed in the studio: options one per line (`A. text`, or just the text), via `Question.parse`."""
+    return Question.parse(text, (options_text or "").splitlines())
 
 
 def uploaded_image(value, name: str = "image") -> Image.Image | None:

@@ -49,6 +49,7 @@ READ_ONLY = {
     "demo.knowledge_panels:TransferHandlers.version_rows",
     "demo.knowledge_panels:ExemplarHandlers.show",
     "demo.tabs.annotate:annotate_tab.<locals>.copy_answer",  # copies the last answer into the form
+    "demo.tabs.annotate:annotate_tab.<locals>.open_image",  # decodes an upload into the session's editor
     "demo.annotation:AnnotationHandlers.annotation_rows",
     "demo.tabs.compare:compare_tab.<locals>.run_comparison",
     "demo.tabs.compare:compare_tab.<locals>.refreshed",
@@ -220,7 +221,7 @@ def payloads(client: httpx.Client, pipeline: Pipeline) -> dict[str, list]:
             "",
             False,
         ],
-        "demo.tabs.annotate:annotate_tab.<locals>.export_annotations": [],
+        "demo.tabs.annotate:annotate_tab.<locals>.export_annotations": ["mmad"],
         "demo.tabs.compare:compare_tab.<locals>.load_model": ["/no/such/model", "none"],
     }
 

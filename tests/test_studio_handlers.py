@@ -1,3 +1,6 @@
+import zipfile
+
+import numpy as np
 import pytest
 
 from demo.handlers import ANY_CATEGORY, ReasoningSettings, StudioHandlers, parse_question, split_category
@@ -5,6 +8,8 @@ from demo.render import answer_figure, attention_overlay, draw_patches, reasonin
 from knowledge_helpers import make_store, solid
 from reason_iad.config import AppConfig, ReasoningConfig
 from reason_iad.errors import UserError
+from reason_iad.knowledge.embedders import ThumbnailEmbedder
+from reason_iad.knowledge.exemplars import ExemplarStore
 from reason_iad.pipeline import Pipeline
 from reason_iad.types import AnomalyEvidence, InjectedPatch, Inspection, ReasoningStep
 
@@ -225,3 +230,30 @@ def test_exemplar_panel_adds_and_removes_from_templates_and_memory_bank(handlers
     assert "2 exemplars" in removed and len(panel.show("Test / wood")[0]) == 2
     with pytest.raises(UserError, match="choose a category"):
         panel.add(None, None, None)
+
+
+def test_annotations_export_in_every_format_with_the_exemplars_as_templates(tmp_path):
+    import json as _json
+
+    from demo.annotation import AnnotationHandlers
+    from reason_iad.annotations import AnnotationStore
+    from reason_iad.exports import EXPORT_FORMATS
+
+    exemplars = ExemplarStore(tmp_path / "kb", ThumbnailEmbedder())
+    exemplars.add(solid((90, 60, 30)), "Mine", "gear", author="ana")
+    annotations = AnnotationStore(tmp_path / "kb")
+    mask = np.zeros((32, 32), np.uint8)
+    mask[4:12, 4:12] = 255
+    annotations.add(solid((200, 60, 30)), "defective", "Mine", "gear", "ana", defect="chip", mask=mask)
+    pipeline = Pipeline(None, AppConfig(), make_store(tmp_path / "kb"), exemplars, annotations)
+    work = AnnotationHandlers(StudioHandlers(pipeline, []))
+    names = {}
+    for fmt in EXPORT_FORMATS:
+        with zipfile.ZipFile(work.export_annotations(fmt)) as archive:
+            names[fmt] = archive.namelist()
+            if fmt == "mmad":
+                record = next(iter(_json.loads(archive.read("mmad.json")).values()))
+                assert record["similar_templates"] == ["Mine/gear/train/good/0000.png"]
+    assert "Mine/gear/train/good/0000.png" in names["mmad"]
+    assert "gear/train/good/000.png" in names["mvtec"] and "gear/ground_truth/chip/000_mask.png" in names["mvtec"]
+    assert "annotations.json" in names["coco"]

@@ -1,4 +1,4 @@
-"""The Annotate tab: label an image, paint its defect, correct the model, save; export everything as MMAD.
+"""The Annotate tab: open an image, paint its defect, correct the model, save; export as MMAD, MVTec AD or COCO.
 
 Saving and exporting check the curator server-side (`AnnotationHandlers` through `StudioHandlers.curator`).
 """
@@ -11,6 +11,8 @@ import gradio as gr
 
 from demo.annotation import AnnotationHandlers
 from demo.common import KNOWLEDGE_WRITE, author_of, guarded
+from demo.handlers import uploaded_image
+from reason_iad.exports import EXPORT_FORMATS
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class AnnotationForm:
     annotations: gr.Dataframe
     export: gr.Button
     download: gr.File
+    export_format: gr.Radio
+    opener: gr.Image
 
 
 def annotate_tab(work: AnnotationHandlers, last_answer: gr.State) -> None:
@@ -48,8 +52,13 @@ def annotate_tab(work: AnnotationHandlers, last_answer: gr.State) -> None:
             value, label, dataset, category, defect, note, answer, corrected, as_template, author
         )
 
-    def export_annotations(request: gr.Request, profile: gr.OAuthProfile | None):
-        return work.export_annotations(author_of(request, profile))
+    def export_annotations(fmt, request: gr.Request, profile: gr.OAuthProfile | None):
+        return work.export_annotations(fmt, username=author_of(request, profile))
+
+    def open_image(value):
+        """The uploaded image, decoded by the project's safe loader, as the editor's background."""
+        image = uploaded_image(value, "image to annotate")
+        return None if image is None else {"background": image, "layers": [], "composite": image}
 
     def copy_answer(answer):
         return answer or ""
@@ -59,13 +68,21 @@ def annotate_tab(work: AnnotationHandlers, last_answer: gr.State) -> None:
     form.save.click(guarded(save_annotation), list(form.fields), form.status, **private, **KNOWLEDGE_WRITE).then(
         guarded(work.annotation_rows), None, form.annotations, **private
     )
-    form.export.click(guarded(export_annotations), None, form.download, **private)
+    form.export.click(guarded(export_annotations), form.export_format, form.download, **private)
+    form.opener.upload(guarded(open_image), form.opener, form.fields[0], preprocess=False, **private)
 
 
 def _layout() -> AnnotationForm:
     with gr.Row():
         with gr.Column(scale=3):
+            opener = gr.Image(
+                label="Open an image to annotate (decoded safely, then painted below)",
+                type="filepath",
+                sources=["upload", "clipboard"],
+                height=140,
+            )
             editor = gr.ImageEditor(
+                sources=(),  # uploads go through `opener`: Gradio never decodes an upload itself
                 type="pil",
                 label="Image — paint over the defect (brush)",
                 height=420,
@@ -88,7 +105,10 @@ def _layout() -> AnnotationForm:
         label="Annotations",
     )
     with gr.Row():
-        export = gr.Button("Export as MMAD dataset (zip)")
+        export_format = gr.Radio(
+            [(f.label, f.name) for f in EXPORT_FORMATS.values()], value="mmad", label="Export format"
+        )
+        export = gr.Button("Export (zip)")
         download = gr.File(label="Download")
     fields = (editor, label, dataset, category, defect, note, model_answer, corrected, as_template)
-    return AnnotationForm(fields, model_answer, save, status, annotations, export, download)
+    return AnnotationForm(fields, model_answer, save, status, annotations, export, download, export_format, opener)
