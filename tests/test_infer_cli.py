@@ -101,7 +101,7 @@ def test_infer_json_carries_the_cited_evidence(capsys, tmp_path):
         (["infer", "missing.png"], "not found"),
         (["infer", str(BOTTLE), "--option", "A=x"], "without a question"),
         (["infer", str(BOTTLE), "--question", "Q?", "--option", "A=x", "--option", "A=y"], "duplicate"),
-        (["infer", str(BOTTLE), "--question", "Q?", "--option", "Ax"], "A=text"),
+        (["infer", str(BOTTLE), "--question", "Q?", "--option", "Ax"], "at least two options"),
         (["infer", str(BOTTLE), "--knowledge", "nope.json"], "cannot read knowledge"),
         (["infer", str(BOTTLE), "--model", "/no/such/model"], "neither a local folder"),
     ],

@@ -23,7 +23,13 @@ def register(subparsers) -> None:
     parser.add_argument("--template", help="a normal image of the same category (one-shot)")
     parser.add_argument("--category", help="the category (selects entries of an MMAD-structured --knowledge file)")
     parser.add_argument("--question", help="the question text (needs at least two --option)")
-    parser.add_argument("--option", action="append", default=[], metavar="A=TEXT", help="an option, e.g. A=Yes.")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="A=TEXT",
+        help="an option, repeated: A=Yes. (or 'A. Yes.', or just the text: lettered in order)",
+    )
     parser.add_argument("--mode", choices=MODES, default="full")
     parser.add_argument("--dataset", help="the dataset the category belongs to (scopes retrieval and templates)")
     parser.add_argument(
