@@ -116,3 +116,23 @@ def test_an_edit_of_an_entry_deleted_meanwhile_is_refused_and_does_not_bring_it_
     with pytest.raises(UserError, match="deleted meanwhile"):
         a.update("test/wood/scratch", author="a", title="Resurrected")
     assert "test/wood/scratch" not in {s.entry.id for s in make_store(tmp_path / "kb").list()}
+
+
+def test_an_add_racing_another_replicas_add_of_the_same_id_is_undone_and_refused(tmp_path, monkeypatch):
+    """Two replicas both pass the "id is free" check; the second to commit undoes its rows and says so."""
+    import lancedb
+
+    from knowledge_helpers import make_store
+    from reason_iad.errors import UserError
+    from reason_iad.knowledge.entry import make_entry
+
+    first, second = make_store(tmp_path / "kb"), make_store(tmp_path / "kb")
+    entry = make_entry(id="x/y/same", dataset="x", category="y", defect="same", title="Same", text="First.")
+    monkeypatch.setattr(second, "get_many", lambda ids: {})  # its check ran before the first replica's commit
+    first.add([entry], author="ana")
+    before = len(first.changes())
+    with pytest.raises(UserError, match="added by another writer meanwhile"):
+        second.add([entry.model_copy(update={"text": "Second."})], author="bo")
+    rows = lancedb.connect(str(tmp_path / "kb")).open_table("knowledge").search().where("id = 'x/y/same'").to_list()
+    assert [r["text"] for r in rows] == ["First."]
+    assert len(first.changes()) == before  # the undone add left no change in the history

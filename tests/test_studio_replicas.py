@@ -6,6 +6,7 @@ shows them (checked in the store itself, read directly with LanceDB) or refused 
 silently; and both still answer afterwards. Endpoints and their parameters are found through
 `view_api` (and the studio's config for the edit endpoint, which the UI keeps out of the public API), so renamed
 parameters or a reordered form do not break the test. The s3:// store is the local moto server of `s3_server.py`.
+The store is made before the replicas start, small and with `fake:32` embedders, which the studio follows.
 """
 
 from __future__ import annotations
@@ -25,12 +26,15 @@ import lancedb
 import pytest
 from gradio_client import Client
 
+from knowledge_helpers import SEED
 from ports import free_port
+from reason_iad.knowledge.embedders import FakeEmbedder
 from reason_iad.knowledge.entry import entry_id
 from reason_iad.knowledge.schema import HISTORY_TABLE, KNOWLEDGE_TABLE
+from reason_iad.knowledge.store import KnowledgeStore
 
 pytest_plugins = ["s3_server"]  # the s3_server fixture
-pytestmark = pytest.mark.slow  # four studio processes, one after the other (15-30 s each on a busy 2-core box)
+pytestmark = pytest.mark.slow  # four studio processes, two at a time (~20-30 s a pair on a busy 2-core box)
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 240
 BURST = 5  # writes per replica in each concurrent burst
@@ -205,6 +209,7 @@ class StoreReader:
 def burst(replicas: dict[str, Studio], write) -> dict[str, list[tuple[int, object]]]:
     """`write(studio, name, i)` BURST times on every replica at once; per replica [(i, version or Refused)]."""
     results: dict[str, list[tuple[int, object]]] = {name: [] for name in replicas}
+    failures: list[BaseException] = []
     barrier = threading.Barrier(len(replicas))
 
     def run(name: str, studio: Studio) -> None:
@@ -214,14 +219,31 @@ def burst(replicas: dict[str, Studio], write) -> dict[str, list[tuple[int, objec
                 results[name].append((i, version_of(write(studio, name, i))))
             except Refused as refusal:
                 results[name].append((i, refusal))
+            except BaseException as err:  # noqa: BLE001 - re-raised in the test's thread below
+                failures.append(err)
+                return
 
     threads = [threading.Thread(target=run, args=item) for item in replicas.items()]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=300)
+    if failures:
+        raise failures[0]
     assert all(len(done) == BURST for done in results.values()), results
     return results
+
+
+def create_store(uri: str, env: dict[str, str]) -> None:
+    """A small knowledge base at `uri`, made before either replica starts.
+
+    Both replicas open it with the embedders it records (`fake:32`), so neither spends ~15 s embedding the
+    project's 253 seed entries with MiniLM, and they can start together without racing to create it.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        KnowledgeStore(uri, FakeEmbedder(32), FakeEmbedder(32), seed=SEED)
 
 
 @pytest.fixture(scope="module", params=["folder", "s3"])
@@ -234,15 +256,18 @@ def replicas(request, tmp_path_factory):
         server = request.getfixturevalue("s3_server")
         env |= server.env()
         uri, options = f"s3://{server.bucket}/studio-replicas", server.storage_options()
+        create_store(uri, server.env())
     else:
         uri, options = str(root / "kb"), None
+        create_store(uri, {})
     studios = []
     try:
-        deadline = time.time() + START_TIMEOUT
-        for name in ("a", "b"):  # B starts once A has created and seeded the store (~18 s of the ~30 s start)
+        for name in ("a", "b"):
             (root / name).mkdir()
             studios.append(Studio(uri, env, root / name))
-            studios[-1].wait_ready(deadline)
+        deadline = time.time() + START_TIMEOUT
+        for studio in studios:
+            studio.wait_ready(deadline)
         yield studios[0], studios[1], StoreReader(uri, options), request.param
     finally:
         for studio in studios:
@@ -252,17 +277,14 @@ def replicas(request, tmp_path_factory):
 # ---------------------------------------------------------------------------------------------- the tests
 def test_an_entry_added_on_one_replica_is_found_by_the_next_search_on_the_other(replicas):
     a, b, store, backend = replicas
-    word = f"quokka{backend}"
-    ids = [row["id"] for row in store.entries()]
-    assert len(ids) == len(set(ids)) > 0  # both replicas opened one seeded store, seeded once
-    assert entry_id("Replica", "gear", "dent") not in found_ids(b.call("/search_knowledge", query=word, mode="fts"))
-    status = a.call("/add_knowledge", dataset="Replica", category="gear", defect="dent", title="Dent",
-                    text=f"A {word}-shaped dent in the rim.")  # fmt: skip
-    assert entry_id("Replica", "gear", "dent") in status, status
-    assert entry_id("Replica", "gear", "dent") in found_ids(b.call("/search_knowledge", query=word, mode="fts"))
-    assert {"id": "replica/gear/dent", "title": "Dent", "text": f"A {word}-shaped dent in the rim."} in store.entries(
-        version_of(status)
-    )
+    word, added = f"quokka{backend}", entry_id("Replica", "gear", "dent")
+    assert sorted(row["id"] for row in store.entries()) == sorted(e.id for e in SEED)  # opened as it was made
+    assert added not in found_ids(b.call("/search_knowledge", query=word, mode="fts"))  # B is up and has read it
+    text = f"A {word}-shaped dent in the rim."
+    status = a.call("/add_knowledge", dataset="Replica", category="gear", defect="dent", title="Dent", text=text)
+    assert added in status, status
+    assert added in found_ids(b.call("/search_knowledge", query=word, mode="fts"))  # B's next search finds it
+    assert {"id": added, "title": "Dent", "text": text} in store.entries(version_of(status))
 
 
 def test_concurrent_adds_of_distinct_entries_are_each_a_version_or_a_clear_refusal(replicas):
@@ -288,24 +310,6 @@ def test_concurrent_adds_of_distinct_entries_are_each_a_version_or_a_clear_refus
         hits = found_ids(studio.call("/search_knowledge", query="burst item", mode="fts"))
         assert set(accepted) <= hits, set(accepted) - hits
     print(f"\ndistinct adds: {len(accepted)} accepted, {2 * BURST - len(accepted)} refused")
-
-
-def test_concurrent_adds_of_one_id_keep_one_entry_and_refuse_the_rest_clearly(replicas):
-    a, b, store, _ = replicas
-    same = entry_id("Replica", "gear", "same")
-
-    def add(studio: Studio, name: str, i: int) -> str:
-        return studio.call("/add_knowledge", dataset="Replica", category="gear", defect="same", title="Same",
-                           text=f"Replica {name} wrote this, attempt {i}.")  # fmt: skip
-
-    results = burst({"a": a, "b": b}, add)
-    accepted = [v for done in results.values() for _, v in done if isinstance(v, int)]
-    for refusal in (v for done in results.values() for _, v in done if isinstance(v, Refused)):
-        assert_clear(str(refusal))
-    stored = [row for row in store.entries() if row["id"] == same]
-    assert len(accepted) == 1 and len(stored) == 1, (
-        f"{len(accepted)} adds of {same} accepted (versions {sorted(accepted)}), {len(stored)} rows stored: {stored}"
-    )
 
 
 def test_concurrent_edits_of_one_entry_are_each_a_version_or_a_clear_refusal(replicas):
@@ -349,3 +353,22 @@ def test_both_replicas_still_answer(replicas):
             studio.call("/search_knowledge", query=f"quokka{backend}", mode="fts")
         )
         assert "Traceback" not in studio.log(), studio.log()[-3000:]
+
+
+def test_concurrent_adds_of_one_id_keep_one_entry_and_refuse_the_rest_clearly(replicas):
+    # Last in the module: it writes a conflicting pair on purpose; the checks above do not depend on it.
+    a, b, store, _ = replicas
+    same = entry_id("Replica", "gear", "same")
+
+    def add(studio: Studio, name: str, i: int) -> str:
+        return studio.call("/add_knowledge", dataset="Replica", category="gear", defect="same", title="Same",
+                           text=f"Replica {name} wrote this, attempt {i}.")  # fmt: skip
+
+    results = burst({"a": a, "b": b}, add)
+    accepted = [v for done in results.values() for _, v in done if isinstance(v, int)]
+    for refusal in (v for done in results.values() for _, v in done if isinstance(v, Refused)):
+        assert_clear(str(refusal))
+    stored = [row for row in store.entries() if row["id"] == same]
+    assert len(accepted) == 1 and len(stored) == 1, (
+        f"{len(accepted)} adds of {same} accepted (versions {sorted(accepted)}), {len(stored)} rows stored: {stored}"
+    )

@@ -288,8 +288,20 @@ class KnowledgeStore:
         )
 
     # ------------------------------------------------------------------ writes
-    def write(self, author: str, action: str, summary: str, ids: Sequence[str], apply: Callable[[object], None]) -> int:
-        """Run `apply(table)` under the write lock, retrying commit conflicts; record the change; new version."""
+    def write(
+        self,
+        author: str,
+        action: str,
+        summary: str,
+        ids: Sequence[str],
+        apply: Callable[[object], None],
+        verify: Callable[[int], None] | None = None,
+    ) -> int:
+        """Run `apply(table)` under the write lock, retrying commit conflicts; record the change; new version.
+
+        `verify(version)` runs after the commit and before the history row: it may undo the write and raise (another
+        replica won a race the commit protocol cannot see), and then no change is recorded.
+        """
         author = author.strip()
         if not author:
             raise UserError("every change needs an author")
@@ -308,6 +320,8 @@ class KnowledgeStore:
                         raise UserError(f"could not write the knowledge base ({err}); nothing was changed") from err
                     time.sleep(0.05 * (2**attempt) * random.uniform(0.5, 1.5))  # jitter: replicas fall out of step
             version = self.table.version
+            if verify is not None:
+                verify(version)
             self.history.add(
                 [
                     HistoryRow(
@@ -330,7 +344,25 @@ class KnowledgeStore:
         if existing:
             raise UserError(f"ids already exist: {_listed(sorted(existing))}; edit them instead")
         rows = self.rows(entries, created_at={})
-        return self.write(author, "add", summary or f"added {', '.join(ids)}", ids, lambda t: t.add(rows))
+        what = summary or f"added {', '.join(ids)}"
+        return self.write(author, "add", what, ids, lambda t: t.add(rows), lambda v: self._first_to_add(v, rows))
+
+    def _first_to_add(self, version: int, rows: list[dict]) -> None:
+        """Undo an add whose ids another replica committed first (LanceDB appends never conflict), and refuse it.
+
+        The version before ours tells who was first: an id already there means our rows are the duplicates.
+        """
+        before = self.db.open_table(KNOWLEDGE_TABLE)
+        self._checkout(before, version - 1)
+        query = before.search().where(id_filter([r["id"] for r in rows])).select(["id"]).limit(len(rows) + 1)
+        taken = sorted({r["id"] for r in query.to_list()})
+        if not taken:
+            return
+        ours = [r for r in rows if r["id"] in taken]
+        self.table.delete(
+            all_of([one_of("id", [r["id"] for r in ours]), equal_to("updated_at", ours[0]["updated_at"])])
+        )
+        raise UserError(f"ids already exist: {_listed(taken)} (added by another writer meanwhile); edit them instead")
 
     def update(self, entry_id: str, author: str, summary: str = "", **changes: str) -> int:
         """Change fields of one entry (not its id); the entry is re-validated and re-embedded."""
