@@ -39,6 +39,19 @@ Subtask = Literal[
 
 OPTION_LETTERS = tuple(string.ascii_uppercase[:5])  # MMAD uses A..E
 
+REGIONS: tuple[str, ...] = (
+    "top left",
+    "top",
+    "top right",
+    "left",
+    "center",
+    "right",
+    "bottom left",
+    "bottom",
+    "bottom right",
+)
+"""Where a defect is, on a 3x3 grid row by row: the Defect Localization options and the memory's evidence line."""
+
 MMAD_INSTRUCTION = (
     "You are an industrial inspector who checks products by images. You should judge whether there is "
     "a defect in the query image and answer the questions about it. Answer with the option's letter "

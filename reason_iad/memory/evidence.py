@@ -15,19 +15,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from reason_iad.mmad import REGIONS
 from reason_iad.types import AnomalyEvidence
 
-REGIONS: tuple[str, ...] = (
-    "top left",
-    "top",
-    "top right",
-    "left",
-    "center",
-    "right",
-    "bottom left",
-    "bottom",
-    "bottom right",
-)
 VisualMode = Literal["highlight", "contour", "box"]
 EVIDENCE_MODES: tuple[str, ...] = ("none", "highlight", "contour", "box", "text")
 HIGHLIGHT_COLOUR = (255, 32, 32)

@@ -12,20 +12,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from reason_iad.mmad import REGIONS
 from reason_iad.synth.fields import coordinates
-
-REGIONS: tuple[str, ...] = (
-    "top left",
-    "top",
-    "top right",
-    "left",
-    "center",
-    "right",
-    "bottom left",
-    "bottom",
-    "bottom right",
-)
-"""The 3x3 grid of locations, row by row; `region_of` names a mask's centroid with one of them."""
 
 Point = tuple[float, float]
 
