@@ -16,34 +16,21 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
-from PIL import Image
 
 from reason_iad.config import ReasoningConfig
 from reason_iad.errors import UserError
 from reason_iad.reasoning import patches as patch_ops
 from reason_iad.reasoning import reward as rewards
 from reason_iad.reasoning import suffix as rows
-from reason_iad.reasoning.prompt import Question, build_messages
+from reason_iad.reasoning.prompt import build_messages
 from reason_iad.reasoning.rationale import rationale_tail, strip_option_echo
+from reason_iad.reasoning.request import NO_EVIDENCE_PRIOR, RATIONALE_TURN_POSITIONS, InspectionRequest, query_index
 from reason_iad.reasoning.update import Step, antithetic_noise, clip_step, es_gradient, es_step
 from reason_iad.types import InjectedPatch, Inspection, ReasoningStep, Timings
-
-
-@dataclass(frozen=True)
-class InspectionRequest:
-    """One question about one image, with what the caller chose to put in the prompt."""
-
-    image: Image.Image
-    question: Question
-    template: Image.Image | None = None
-    category: str | None = None
-    knowledge: tuple[str, ...] = ()
-    evidence: str = ""  # the visual memory's evidence line for the prompt (see `build_messages`)
-    patch_prior: Callable[[torch.Tensor], torch.Tensor] | None = None  # token boxes [n, 4] -> anomaly per token [n]
 
 
 @dataclass(frozen=True)
@@ -68,21 +55,6 @@ class _State:
     best_step: int = 0
     steps: list[ReasoningStep] = field(default_factory=list)
     steps_ms: float = 0.0
-
-
-RATIONALE_TURN_POSITIONS = 96
-"""Positions reserved for the answer turn and the follow-up question before the explanation."""
-NO_EVIDENCE_PRIOR = "attention (no visual-memory evidence for the anomaly prior)"
-"""The prior recorded when `anomaly`/`mix` was asked for but there was no evidence to build it from."""
-
-
-def _query_index(messages, query: Image.Image) -> int:
-    """Position of the query among the prompt's images (in prompt order, as the backend lays them out)."""
-    images = [part for message in messages for part in message.parts if isinstance(part, Image.Image)]
-    found = [i for i, image in enumerate(images) if image is query]
-    if not found:
-        raise UserError("the prompt does not contain the query image")
-    return found[-1]
 
 
 class Reasoner:
@@ -117,7 +89,7 @@ class Session:
         )
         self.prefix = backend.prepare(messages, reserve=self._reserved_positions())
         self.prefix_ms = (time.perf_counter() - started) * 1000
-        self.query_index = _query_index(messages, request.image)
+        self.query_index = query_index(messages, request.image)
         if len(self.prefix.images) <= self.query_index:
             raise UserError("the model did not receive the query image")
         self.query = self.prefix.images[self.query_index]
