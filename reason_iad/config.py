@@ -63,7 +63,7 @@ class ReasoningConfig:
     evidence: Literal["none", "highlight", "contour", "box", "text"] = "none"  # the visual memory shown to the model
     prior_weight: float = 0.5  # weight of the anomaly map in "mix"
     readout: Literal["letter", "likelihood"] = "letter"
-    rationale: Literal["followup", "continue", "none"] = "followup"  # how the explanation is decoded (below)
+    rationale: Literal["followup", "continue", "reply", "none"] = "followup"  # how it is decoded (rationale.py)
     rationale_prompt: str = "In one sentence, what in the image supports this answer?"
     max_new_tokens: int = 64
     min_new_tokens: int = 0  # decode at least this many tokens (benchmarks compare fixed-length answers)
@@ -97,7 +97,10 @@ class ReasoningConfig:
                 "evidence: none, highlight, contour, box or text",
             ),
             (self.readout in ("letter", "likelihood"), "readout must be letter or likelihood"),
-            (self.rationale in ("followup", "continue", "none"), "rationale must be followup, continue or none"),
+            (
+                self.rationale in ("followup", "continue", "reply", "none"),
+                "rationale must be followup, continue, reply or none",
+            ),
             (0 < len(self.rationale_prompt.strip()) <= 500, "rationale_prompt must hold 1 to 500 characters"),
             (1 <= self.max_new_tokens <= 2048, "max_new_tokens must be between 1 and 2048"),
             (0 <= self.min_new_tokens <= self.max_new_tokens, "min_new_tokens must be between 0 and max_new_tokens"),

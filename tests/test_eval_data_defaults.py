@@ -86,3 +86,9 @@ def test_all_missing_through_the_cli_is_one_line_and_writes_nothing(tmp_path, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("reason-iad: error: all 1 images are missing under") and len(err) == 2
     assert not (tmp_path / "run").exists()
+
+
+def test_the_harness_records_the_models_own_reply_for_mmads_parsing(tmp_path):
+    """`--score parsed` parses the reply: it must be the free reply, not a follow-up explanation."""
+    config, _ = _config(_peer_file(tmp_path))
+    assert config.reasoning.rationale == "reply"

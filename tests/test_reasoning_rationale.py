@@ -78,3 +78,12 @@ def test_the_evidence_list_round_trips_through_json():
     assert Evidence.from_dict(data["evidence"]) == evidence
     assert any(line.startswith("patch (") and "reward +" in line for line in evidence.lines())
     assert isinstance(inspection, Inspection)
+
+
+def test_reply_is_the_free_answer_after_the_header_with_its_letter_kept():
+    """The harness's `reply`: decoded straight after the header, nothing forced, nothing stripped."""
+    backend, inspection = _run(dataclasses.replace(CONFIG, rationale="reply"))
+    [suffix] = backend.generated
+    header = backend.embed_tokens(torch.tensor((7, 8)))
+    assert torch.allclose(suffix[0, -2:], header)  # ends with the assistant header: a free reply
+    assert inspection.rationale == "A. Scratch. A thin bright line runs across the top left."

@@ -242,6 +242,7 @@ def build_config(args: argparse.Namespace, note: Callable[[str], None] = _to_std
         readout=args.readout or ("likelihood" if embedded else "letter"),
         evidence=args.evidence or defaults.evidence,
         injection_prior=args.prior or defaults.prior,
+        rationale="reply",  # the free reply MMAD's protocol parses (`--score parsed`), not an explanation
     )
     knowledge = args.knowledge or ("all" if reasoning.uses_knowledge else "none")
     if args.clip and knowledge != "retrieved":

@@ -361,6 +361,8 @@ class Session:
         )
         embeds, _ = rows.assemble_row(spec, self.backend.embed_tokens(tail), self.backend.embed_tokens)
         generation = self.backend.generate(self.prefix, embeds[None], config.max_new_tokens, config.min_new_tokens)
+        if config.rationale == "reply":  # the reply itself, its answer letter included
+            return generation.text.strip()
         return strip_option_echo(generation.text, options, answer)
 
     def result(self) -> Inspection:

@@ -6,7 +6,9 @@ decoded from the same prefix cache, with the best latents and the kept patches i
   evidence ("In one sentence, what in the image supports this answer?"), then a new assistant header. A model told
   to "answer with the option's letter directly" would otherwise explain nothing;
 - `continue` (the embedded model, trained to follow its answer phrase with a sentence): the answer phrase and a
-  newline are forced, so the explanation starts from the answer that was read out and cannot open with another.
+  newline are forced, so the explanation starts from the answer that was read out and cannot open with another;
+- `reply` (the evaluation harness): the model's own free reply to the question, straight after the assistant
+  header, kept as it is: MMAD's protocol parses the answer letter out of it (`eval --score parsed`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import torch
 
 def rationale_tail(backend, header_ids: torch.Tensor, style: str, letter: str, text: str, prompt: str) -> torch.Tensor:
     """Token ids [T] that follow the latent slots before the explanation is generated (on the header's device)."""
+    if style == "reply":
+        return header_ids
     if style == "followup":
         return torch.tensor(backend.followup_ids(f"{letter}. {text.strip()}", prompt), device=header_ids.device)
     forced = torch.tensor(backend.encode_text(text.strip() + "\n"), device=header_ids.device)
