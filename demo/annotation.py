@@ -71,10 +71,10 @@ class AnnotationHandlers:
         if as_template:
             if label != "normal":
                 raise UserError("only normal images can become one-shot templates")
-            exemplar = self.pipeline.exemplars.add(image, dataset, category, author, note or "from an annotation")
-            status += f" Added as normal template {exemplar}."
-            if self.pipeline.memory is not None:
-                bank = self.pipeline.memory.add_exemplars(dataset, category, [image], labels=[exemplar])
+            update = self.pipeline.add_exemplars([image], dataset, category, author, note or "from an annotation")
+            status += f" Added as normal template {update.ids[0]}."
+            bank = update.bank
+            if bank is not None:
                 status += (
                     f" Visual memory bank of {category}: {len(bank.exemplar_ids)} exemplars, "
                     f"{bank.num_patches} patches (version {bank.version})."

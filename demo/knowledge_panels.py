@@ -87,11 +87,9 @@ class ExemplarHandlers:
         if image is None or not category:
             raise UserError("choose a category and upload a normal image")
         image = uploaded_image(image, "exemplar")
-        exemplar = self.pipeline.exemplars.add(image, dataset, category, author, "added in the studio")
-        if self.pipeline.memory is not None:
-            if progress is not None:
-                progress(0.2, desc=f"rebuilding the memory bank of {category}")
-            self.pipeline.memory.add_exemplars(dataset, category, [image], labels=[exemplar])
+        if self.pipeline.memory is not None and progress is not None:
+            progress(0.2, desc=f"rebuilding the memory bank of {category}")
+        [exemplar] = self.pipeline.add_exemplars([image], dataset, category, author, "added in the studio").ids
         return f"Added exemplar {exemplar}. " + self.bank_text(dataset, category)
 
     def remove(self, exemplar_id: str, choice: str | None, username: str | None) -> str:
@@ -100,10 +98,5 @@ class ExemplarHandlers:
         dataset, category = split_category(choice)
         if not exemplar_id or not category:
             raise UserError("choose a category and give the exemplar id (shown under its image)")
-        self.pipeline.exemplars.remove(exemplar_id)
-        memory = self.pipeline.memory
-        if memory is not None and (dataset, category) in memory.categories():
-            matching = [r.exemplar_id for r in memory.exemplars(dataset, category) if r.label == exemplar_id]
-            if matching:
-                memory.remove_exemplars(dataset, category, matching)
+        self.pipeline.remove_exemplar(exemplar_id, dataset, category)
         return f"Removed exemplar {exemplar_id}. " + self.bank_text(dataset, category)

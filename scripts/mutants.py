@@ -45,8 +45,8 @@ MUTANTS = (
         (
             (
                 REWARD,
-                "return 1.0 - normalised_topk_entropy(latent_logits, k).mean(-1)",
-                "return normalised_topk_entropy(latent_logits, k).mean(-1) - 1.0",
+                "    return 1.0 - entropy.mean(-1)",
+                "    return entropy.mean(-1) - 1.0",
             ),
         ),
     ),

@@ -182,8 +182,8 @@ class Session:
         if first.latent_positions:
             latent_logits = rows.latent_logits(kept, layouts, heads)  # [C, L, V]
             k = self.config.reward_top_k
-            entropy = rewards.normalised_topk_entropy(latent_logits, k)  # [C, L], for the trace
-            components["latent"] = rewards.latent_entropy_reward(latent_logits, k)
+            entropy = rewards.normalised_topk_entropy(latent_logits, k)  # [C, L], for the trace and the reward
+            components["latent"] = rewards.latent_reward_from_entropy(entropy)
             components["confidence"] = rewards.confidence_reward(latent_logits, k)
             if out.hidden is not None:
                 hidden = out.hidden[list(first.latent_positions)]

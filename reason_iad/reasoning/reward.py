@@ -32,7 +32,12 @@ def normalised_topk_entropy(logits: torch.Tensor, k: int) -> torch.Tensor:
 
 def latent_entropy_reward(latent_logits: torch.Tensor, k: int = 10) -> torch.Tensor:
     """DMLR E6 at the latent rows: [B, L, V] -> [B], 1 for one-hot rows, lowest for uniform rows."""
-    return 1.0 - normalised_topk_entropy(latent_logits, k).mean(-1)
+    return latent_reward_from_entropy(normalised_topk_entropy(latent_logits, k))
+
+
+def latent_reward_from_entropy(entropy: torch.Tensor) -> torch.Tensor:
+    """The latent reward from normalised per-latent entropies [B, L] (already computed for the trace) -> [B]."""
+    return 1.0 - entropy.mean(-1)
 
 
 def option_distribution(answer_logits: torch.Tensor, option_token_ids: torch.Tensor) -> torch.Tensor:
