@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,29 +46,30 @@ class NewCategory:
     skipped: tuple[str, ...]
 
 
-def _zip_members(path: Path) -> list[tuple[str, bytes | None, str]]:
-    """(name, bytes or None, why skipped) for each file of a zip archive."""
+def _zip_members(path: Path) -> Iterator[tuple[str, bytes | None, str]]:
+    """(name, bytes or None, why skipped) for each file of a zip archive, each member read only when reached."""
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as err:
         raise UserError(f"{path.name} is not a readable zip archive: {err}") from err
-    out = []
     with archive:
         for info in archive.infolist():
             name = Path(info.filename).name
             if info.is_dir() or name.startswith(".") or "__MACOSX" in info.filename:
                 continue
             if Path(name).suffix.lower() not in _IMAGE_SUFFIXES:
-                out.append((name, None, "not an image file"))
+                yield name, None, "not an image file"
             elif info.file_size > MAX_MEMBER_BYTES:
-                out.append((name, None, f"larger than {MAX_MEMBER_BYTES // 2**20} MiB"))
+                yield name, None, f"larger than {MAX_MEMBER_BYTES // 2**20} MiB"
             else:
-                out.append((name, archive.read(info), ""))
-    return out
+                yield name, archive.read(info), ""
 
 
 def read_normal_images(sources: Sequence[str | Path]) -> NormalImages:
-    """Decode uploaded files and zips; unreadable members are skipped and named. At most MAX_IMAGES are kept."""
+    """Decode uploaded files and zips; unreadable members are skipped and named.
+
+    More than MAX_IMAGES are refused as soon as one too many is decoded (the rest of the upload is never read).
+    """
     images, names, skipped = [], [], []
     for source in sources:
         path = Path(source)
@@ -82,11 +83,11 @@ def read_normal_images(sources: Sequence[str | Path]) -> NormalImages:
                 names.append(name)
             except UserError as err:
                 skipped.append(f"{name} ({err})")
+            if len(images) > MAX_IMAGES:
+                raise UserError(f"more than {MAX_IMAGES} images: a category takes at most {MAX_IMAGES} normal images")
     if not images:
         shown = "; ".join(skipped[:3]) if skipped else "no files"
         raise UserError(f"no usable normal image in the upload ({shown})")
-    if len(images) > MAX_IMAGES:
-        raise UserError(f"{len(images)} images: a category takes at most {MAX_IMAGES} normal images")
     return NormalImages(tuple(images), tuple(names), tuple(skipped))
 
 

@@ -105,3 +105,16 @@ def test_uploads_keep_greyscale_photos_usable_and_name_what_was_skipped(tmp_path
     assert len(read.images) == 5 and all(i.mode == "RGB" for i in read.images)
     assert len(read.skipped) == 1 and read.skipped[0].startswith("broken.png")
     assert np.asarray(read.images[0]).std() > 5  # a real photograph, not a flat stand-in
+
+
+def test_more_than_the_maximum_is_refused_without_reading_the_rest(tmp_path):
+    from reason_iad.categories import MAX_IMAGES
+
+    archive = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for i in range(MAX_IMAGES + 5):
+            image = tmp_path / "one.png"
+            Image.new("L", (24, 24), i % 250).save(image)
+            out.write(image, f"n{i}.png")
+    with pytest.raises(UserError, match=f"more than {MAX_IMAGES} images"):
+        read_normal_images([archive])
