@@ -111,7 +111,9 @@ def existing_categories(pipeline) -> list[tuple[str, str]]:
     if pipeline.memory is not None:
         pairs |= set(pipeline.memory.categories())
     if pipeline.store is not None:
-        pairs |= {(s.entry.dataset, s.entry.category) for s in pipeline.store.list()}
+        from reason_iad.knowledge.search import categories
+
+        pairs |= set(categories(pipeline.store))
     return sorted(pairs)
 
 
