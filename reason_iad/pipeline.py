@@ -174,18 +174,24 @@ class Pipeline:
         reasoning: ReasoningConfig | None = None,
         pinned: Sequence[str] | None = None,
         knowledge_version: int | None = None,
+        knowledge_texts: Sequence[str] | None = None,
+        use_memory: bool = True,
     ) -> Iterator[InspectionEvent]:
         """Yield the visual memory's `AnomalyEvidence` (when consulted), each reasoning step, then the `Inspection`.
 
         `knowledge_version` retrieves from that past version of the knowledge base (None: the latest).
+        `knowledge_texts` puts the given texts in the prompt instead of retrieving (a file, a run card);
+        `use_memory=False` leaves the visual memory unconsulted.
         """
         question = question or Question.anomaly()
         reasoning = reasoning or self.config.reasoning
-        evidence = self.anomaly(image, category, dataset)
+        evidence = self.anomaly(image, category, dataset) if use_memory else None
         if evidence is not None:
             yield evidence
         texts, used, version = ((), (), None)
-        if reasoning.uses_knowledge:
+        if reasoning.uses_knowledge and knowledge_texts is not None:
+            texts = tuple(knowledge_texts)
+        elif reasoning.uses_knowledge:
             texts, used, version = self.knowledge_for(
                 image, category, dataset, question, pinned, knowledge_version, focus_of(evidence)
             )

@@ -201,7 +201,10 @@ def replay(card: RunCard, pipeline, image: Image.Image, template: Image.Image | 
         inspection = pipeline.inspect(image, pinned=pinned, knowledge_version=card.knowledge_version, **options)
         how = f"pinned by id at version {card.knowledge_version} ({len(pinned)} entries)"
     else:
-        inspection = _inspect_with_texts(pipeline, image, tuple(e.text for e in card.entries), card, **options)
+        texts = tuple(e.text for e in card.entries)
+        inspection = pipeline.inspect(
+            image, knowledge_texts=texts, use_memory=bool(card.data.get("anomaly")), **options
+        )
         how = f"the card's own texts ({len(card.entries)} entries)" if card.entries else "none"
     if _anomaly_differs(card.data.get("anomaly"), inspection.anomaly):
         notes.append("the visual memory's verdict differs from the card's (its bank changed since)")
@@ -262,27 +265,3 @@ def _pinnable(card: RunCard, pipeline) -> list[str] | None:
         return None
     same = all(e.id in found and found[e.id].entry.mmad_text == e.text for e in card.entries)
     return ids if same else None
-
-
-def _inspect_with_texts(
-    pipeline,
-    image: Image.Image,
-    texts: tuple[str, ...],
-    card: RunCard,
-    *,
-    question,
-    category,
-    dataset,
-    template,
-    reasoning,
-) -> Inspection:
-    """Inspect with the given knowledge texts, consulting the visual memory only if the card's inspection did."""
-    from reason_iad.pipeline import apply_evidence
-    from reason_iad.reasoning.engine import InspectionRequest, Reasoner
-
-    evidence = pipeline.anomaly(image, category, dataset) if card.data.get("anomaly") else None
-    query, line, prior, summary = apply_evidence(image, evidence, reasoning.evidence)
-    request = InspectionRequest(
-        query, question, template, category, texts if reasoning.uses_knowledge else (), evidence=line, patch_prior=prior
-    )
-    return dataclasses.replace(Reasoner(pipeline.backend, reasoning).run(request), anomaly=summary)

@@ -70,3 +70,30 @@ def test_visual_memory_evidence_is_streamed_shown_to_the_model_and_summarised(pi
     assert unknown.anomaly is None  # no bank for that category (and not a SynthIAD one): no evidence, no error
     seeded = pipeline.inspect(defective, category="tile", reasoning=dataclasses.replace(FAST, mode="latent"))
     assert seeded.anomaly is not None and ("SynthIAD", "tile") in memory.categories()  # seeded on first use
+
+
+def test_given_knowledge_texts_replace_retrieval_and_the_memory_can_be_left_out(pipeline, tmp_path, monkeypatch):
+    from reason_iad.config import MemoryConfig
+    from reason_iad.memory import AnomalyEvidence, open_memory
+    from reason_iad.synth import render_sample
+
+    memory = open_memory(tmp_path / "memory", MemoryConfig(enabled=True))
+    memory.add_exemplars("Test", "wood", [render_sample("wood", None, 100 + i, 128).image for i in range(3)])
+    pipeline.memory = memory
+    prompts = []
+    prepare = pipeline.backend.prepare
+    monkeypatch.setattr(pipeline.backend, "prepare", lambda m, **k: prompts.append(m) or prepare(m, **k))
+    monkeypatch.setattr(pipeline, "knowledge_for", lambda *a, **k: pytest.fail("retrieval must not run"))
+    image = render_sample("wood", "hole", 5, 128).image
+    items = list(
+        pipeline.inspect_stream(
+            image, category="wood", knowledge_texts=["<Knot>\nA dark round knot."], use_memory=False
+        )
+    )
+    assert not any(isinstance(i, AnomalyEvidence) for i in items) and items[-1].anomaly is None
+    assert items[-1].knowledge == () and any(
+        "A dark round knot." in p for m in prompts[-1] for p in m.parts if isinstance(p, str)
+    )
+    assert any(
+        isinstance(i, AnomalyEvidence) for i in pipeline.inspect_stream(image, category="wood", knowledge_texts=[])
+    )

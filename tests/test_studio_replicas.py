@@ -249,8 +249,9 @@ def create_store(uri: str, env: dict[str, str]) -> None:
 @pytest.fixture(scope="module", params=["folder", "s3"])
 def replicas(request, tmp_path_factory):
     """(studio A, studio B, store reader, backend name): two `app.py` processes started together on one store."""
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1",
-               GRADIO_ANALYTICS_ENABLED="False")  # fmt: skip
+    env = dict(
+        os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", OMP_NUM_THREADS="1", GRADIO_ANALYTICS_ENABLED="False"
+    )
     root = tmp_path_factory.mktemp(f"replicas-{request.param}")
     if request.param == "s3":
         server = request.getfixturevalue("s3_server")
@@ -291,12 +292,19 @@ def test_concurrent_adds_of_distinct_entries_are_each_a_version_or_a_clear_refus
     a, b, store, _ = replicas
 
     def add(studio: Studio, name: str, i: int) -> str:
-        return studio.call("/add_knowledge", dataset="Replica", category="gear", defect=f"{name}{i}",
-                           title=f"Defect {name}{i}", text=f"Written by replica {name}, burst item {i}.")  # fmt: skip
+        return studio.call(
+            "/add_knowledge",
+            dataset="Replica",
+            category="gear",
+            defect=f"{name}{i}",
+            title=f"Defect {name}{i}",
+            text=f"Written by replica {name}, burst item {i}.",
+        )
 
     results = burst({"a": a, "b": b}, add)
-    accepted = {entry_id("Replica", "gear", f"{n}{i}"): v for n, done in results.items() for i, v in done
-                if isinstance(v, int)}  # fmt: skip
+    accepted = {
+        entry_id("Replica", "gear", f"{n}{i}"): v for n, done in results.items() for i, v in done if isinstance(v, int)
+    }
     for refusal in (v for done in results.values() for _, v in done if isinstance(v, Refused)):
         assert_clear(str(refusal))
     assert len(set(accepted.values())) == len(accepted), f"two adds reported one version: {accepted}"
@@ -340,8 +348,10 @@ def test_concurrent_edits_of_one_entry_are_each_a_version_or_a_clear_refusal(rep
     if accepted:
         latest = max(accepted, key=accepted.get)
         assert {r["id"]: r["text"] for r in store.entries()}[target] == latest
-    print(f"\nsame-entry edits via {api_name} ({'public' if public else 'hidden'}): {len(accepted)} accepted, "
-          f"{len(refused)} refused")  # fmt: skip
+    print(
+        f"\nsame-entry edits via {api_name} ({'public' if public else 'hidden'}): {len(accepted)} accepted, "
+        f"{len(refused)} refused"
+    )
 
 
 def test_both_replicas_still_answer(replicas):
@@ -361,8 +371,14 @@ def test_concurrent_adds_of_one_id_keep_one_entry_and_refuse_the_rest_clearly(re
     same = entry_id("Replica", "gear", "same")
 
     def add(studio: Studio, name: str, i: int) -> str:
-        return studio.call("/add_knowledge", dataset="Replica", category="gear", defect="same", title="Same",
-                           text=f"Replica {name} wrote this, attempt {i}.")  # fmt: skip
+        return studio.call(
+            "/add_knowledge",
+            dataset="Replica",
+            category="gear",
+            defect="same",
+            title="Same",
+            text=f"Replica {name} wrote this, attempt {i}.",
+        )
 
     results = burst({"a": a, "b": b}, add)
     accepted = [v for done in results.values() for _, v in done if isinstance(v, int)]

@@ -148,11 +148,15 @@ def run(args: argparse.Namespace) -> int:
     file_knowledge = read_knowledge(args.knowledge, args.category)
     use_store = reasoning.uses_knowledge and args.knowledge is None or args.auto_template or config.memory.enabled
     pipeline = Pipeline.load(config, with_knowledge=use_store)
-    if args.knowledge is not None:
-        from reason_iad.reasoning.engine import InspectionRequest, Reasoner
-
-        request = InspectionRequest(image, question, template, args.category, file_knowledge)
-        inspection = Reasoner(pipeline.backend, reasoning).run(request)
+    if args.knowledge is not None:  # the file's texts, no retrieval and, as before, no visual memory
+        inspection = pipeline.inspect(
+            image,
+            question=question,
+            category=args.category,
+            template=template,
+            knowledge_texts=file_knowledge,
+            use_memory=False,
+        )
     else:
         inspection = pipeline.inspect(
             image,
