@@ -20,7 +20,7 @@ from PIL import Image
 from reason_iad.errors import UserError
 from reason_iad.filters import equal_to
 from reason_iad.images import load_image, png_bytes
-from reason_iad.lance_tables import open_table_or_none
+from reason_iad.lance_tables import commit_retrying, create_table_once
 from reason_iad.mmad import ANOMALY_QUESTION, MMADQuestion
 from reason_iad.synth.shapes import REGIONS, region_of
 
@@ -80,10 +80,7 @@ class AnnotationStore:
     def __init__(self, uri: str | Path) -> None:
         db = lancedb.connect(str(uri))
         with _LOCK:
-            table = open_table_or_none(db, ANNOTATION_TABLE)  # absent, or its creation was cut off
-            if table is None:
-                table = db.create_table(ANNOTATION_TABLE, schema=AnnotationRow, exist_ok=True)
-        self.table = table
+            self.table = create_table_once(db, ANNOTATION_TABLE, AnnotationRow)  # absent, or its creation cut off
 
     def add(
         self,
@@ -124,7 +121,7 @@ class AnnotationStore:
             mask_png=png_bytes(region) if region is not None else b"",
         )
         with _LOCK:
-            self.table.add([row])
+            commit_retrying(self.table, lambda table: table.add([row]))
         return annotation_id
 
     def list(self, dataset: str | None = None) -> list[Annotation]:
@@ -141,7 +138,7 @@ class AnnotationStore:
         with _LOCK:
             if not any(a.id == annotation_id for a in self.list()):
                 raise UserError(f"no annotation with id {annotation_id!r}")
-            self.table.delete(equal_to("id", annotation_id))
+            commit_retrying(self.table, lambda table: table.delete(equal_to("id", annotation_id)))
 
     @staticmethod
     def _annotation(row: dict) -> Annotation:

@@ -98,14 +98,14 @@ def test_an_edit_raced_by_another_replica_is_reapplied_on_the_new_entry(tmp_path
 
 def test_an_edit_raced_every_time_is_refused_clearly_and_not_recorded(tmp_path, monkeypatch):
     from reason_iad.errors import UserError
-    from reason_iad.knowledge.store import WRITE_ATTEMPTS
+    from reason_iad.lance_tables import COMMIT_ATTEMPTS
 
     a, b = _two_replicas(tmp_path)
     _race_before_commit(monkeypatch, a, lambda n: b.update("test/wood/scratch", "b", text=f"b {n}."), times=99)
     with pytest.raises(UserError, match="changed by another writer"):
         a.update("test/wood/scratch", author="a", title="Never stored")
     assert a.get("test/wood/scratch").entry.title != "Never stored"
-    assert [c.author for c in a.changes() if c.action == "update"] == ["b"] * WRITE_ATTEMPTS
+    assert [c.author for c in a.changes() if c.action == "update"] == ["b"] * COMMIT_ATTEMPTS
 
 
 def test_an_edit_of_an_entry_deleted_meanwhile_is_refused_and_does_not_bring_it_back(tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ from knowledge_helpers import make_store
 from ports import free_port
 from reason_iad.config import AppConfig, ReasoningConfig, StudioConfig
 from reason_iad.knowledge.embedders import ThumbnailEmbedder
-from reason_iad.knowledge.exemplars import ExemplarStore, seed_exemplars
+from reason_iad.knowledge.exemplars import ExemplarStore
 from reason_iad.paths import EXAMPLES_DIR
 from reason_iad.pipeline import Pipeline
 
@@ -20,8 +20,7 @@ from reason_iad.pipeline import Pipeline
 @pytest.fixture(scope="module")
 def studio_url(tiny_backends, tmp_path_factory):
     folder = tmp_path_factory.mktemp("studio-kb")
-    exemplars = ExemplarStore(folder, ThumbnailEmbedder())
-    seed_exemplars(exemplars, EXAMPLES_DIR)
+    exemplars = ExemplarStore(folder, ThumbnailEmbedder(), seed_dir=EXAMPLES_DIR)
     config = AppConfig(
         reasoning=ReasoningConfig(num_latent_tokens=2, num_steps=2), studio=StudioConfig(port=free_port())
     )

@@ -1,7 +1,7 @@
 """Normal exemplars: known-good images per category, kept beside the knowledge in the same LanceDB database.
 
 One-shot inspection fetches the nearest exemplar of the category as its template (MMAD's `similar_templates`
-idea); the visual memory builds its banks from them. Seeded from the committed gallery (`examples/`).
+idea); the visual memory builds its banks from them. Seeded from the committed gallery (`examples/`) when created.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from reason_iad.errors import UserError
 from reason_iad.filters import all_of, equal_to
 from reason_iad.images import load_image, png_bytes
 from reason_iad.knowledge.embedders import Embedder
-from reason_iad.lance_tables import open_table_or_none
+from reason_iad.lance_tables import commit_retrying, create_table_once
 
 EXEMPLAR_TABLE = "exemplars"
 _LOCK = threading.RLock()
@@ -50,14 +50,16 @@ def _model(dim: int) -> type[LanceModel]:
 class ExemplarStore:
     """Add, remove, list and look up normal exemplars; every change is a new table version."""
 
-    def __init__(self, uri: str | Path, embedder: Embedder) -> None:
+    def __init__(self, uri: str | Path, embedder: Embedder, seed_dir: Path | None = None) -> None:
+        """Open the exemplars at `uri`, creating the table when absent.
+
+        A table created here holds `seed_dir`'s gallery normals (`index.json` rows labelled good) in its first commit,
+        so replicas starting together never seed twice.
+        """
         self.embedder = embedder
         db = lancedb.connect(str(uri))
         with _LOCK:
-            table = open_table_or_none(db, EXEMPLAR_TABLE)  # absent, or its creation was cut off
-            if table is None:
-                table = db.create_table(EXEMPLAR_TABLE, schema=_model(embedder.dim), exist_ok=True)
-        self.table = table
+            self.table = create_table_once(db, EXEMPLAR_TABLE, _model(embedder.dim), lambda: self._gallery(seed_dir))
         dim = self.table.schema.field("vector").type.list_size
         if dim != embedder.dim:
             raise UserError(f"exemplars were embedded with {dim}-d vectors; {embedder.name} gives {embedder.dim}")
@@ -69,27 +71,47 @@ class ExemplarStore:
         picture = load_image(image, "exemplar")
         count = self._count(equal_to("category", category))
         exemplar_id = f"{dataset}/{category}/{count:04d}-{dt.datetime.now(dt.UTC).strftime('%H%M%S%f')}".lower()
-        row = {
+        row = self._row(exemplar_id, picture, dataset, category, author.strip(), note)
+        with _LOCK:
+            commit_retrying(self.table, lambda table: table.add([row]))
+        return exemplar_id
+
+    def _row(self, exemplar_id: str, picture: Image.Image, dataset: str, category: str, author: str, note: str):
+        return {
             "id": exemplar_id,
             "dataset": dataset,
             "category": category,
-            "author": author.strip(),
+            "author": author,
             "note": note,
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "png": png_bytes(picture),
             "vector": self.embedder.embed_images([picture])[0].tolist(),
         }
-        with _LOCK:
-            self.table.add([row])
-        return exemplar_id
+
+    def _gallery(self, examples_dir: Path | None) -> list[dict]:
+        """Rows of the gallery's normal images, with ids that are the same in every process."""
+        index = examples_dir / "index.json" if examples_dir is not None else None
+        if index is None or not index.is_file():
+            return []
+        normals = [row for row in json.loads(index.read_text(encoding="utf-8")) if row["defect"] == "good"]
+        return [
+            self._row(
+                f"{row['dataset']}/{row['category']}/seed-{n:04d}".lower(),
+                load_image(examples_dir / row["image"], "exemplar"),
+                row["dataset"],
+                row["category"],
+                "seed",
+                "example gallery",
+            )
+            for n, row in enumerate(normals)
+        ]
 
     def remove(self, exemplar_id: str) -> None:
         """Delete one exemplar by id (unknown ids are refused)."""
         with _LOCK:
-            self.table.checkout_latest()
             if not self._count(equal_to("id", exemplar_id)):
                 raise UserError(f"no exemplar with id {exemplar_id!r}")
-            self.table.delete(equal_to("id", exemplar_id))
+            commit_retrying(self.table, lambda table: table.delete(equal_to("id", exemplar_id)))
 
     def list(self, category: str | None = None, dataset: str | None = None) -> list[Exemplar]:
         """Exemplars, optionally of one category (and dataset), oldest first."""
@@ -138,14 +160,3 @@ class ExemplarStore:
         return Exemplar(
             row["id"], row["dataset"], row["category"], image, row["author"], row["note"], row["created_at"]
         )
-
-
-def seed_exemplars(store: ExemplarStore, examples_dir: Path) -> int:
-    """Add the gallery's normal images once (when the table is empty); returns how many were added."""
-    index = examples_dir / "index.json"
-    if store.table.count_rows() or not index.is_file():
-        return 0
-    normals = [row for row in json.loads(index.read_text(encoding="utf-8")) if row["defect"] == "good"]
-    for row in normals:
-        store.add(examples_dir / row["image"], row["dataset"], row["category"], author="seed", note="example gallery")
-    return len(normals)

@@ -13,10 +13,8 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-import random
 import re
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,11 +35,10 @@ from reason_iad.knowledge.schema import (
     MetaRow,
     knowledge_model,
 )
-from reason_iad.lance_tables import open_table_or_none
+from reason_iad.lance_tables import commit_retrying, create_table_once, open_table_or_none
 
 _LOCKS: dict[str, threading.RLock] = {}
 _LOCKS_GUARD = threading.Lock()
-WRITE_ATTEMPTS = 6
 _STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(\+00:00|Z)?")
 
 
@@ -145,7 +142,7 @@ class KnowledgeStore:
         self._lock = _lock_for(self.uri)
         self.db = lancedb.connect(self.uri)
         with self._lock:
-            self.history = self.db.create_table(HISTORY_TABLE, schema=HistoryRow, exist_ok=True)
+            self.history = create_table_once(self.db, HISTORY_TABLE, HistoryRow)
             table = open_table_or_none(self.db, KNOWLEDGE_TABLE)
             self.table = self._create(seed) if table is None else table
             if open_table_or_none(self.db, META_TABLE) is None:  # a creation interrupted before its record
@@ -159,15 +156,8 @@ class KnowledgeStore:
         """The knowledge table, created with its seed in one commit (its existence marks a complete setup)."""
         image_dim = self.image_embedder.dim if self.image_embedder else None
         model = knowledge_model(self.text_embedder.dim, image_dim)
-        rows = self.rows(seed, created_at={}) if seed else None
         write_meta(self.db, self.text_embedder, self.image_embedder)
-        try:
-            return self.db.create_table(KNOWLEDGE_TABLE, data=rows, schema=model)
-        except (ValueError, OSError, RuntimeError):  # another replica created it first
-            table = open_table_or_none(self.db, KNOWLEDGE_TABLE)
-            if table is None:
-                raise
-            return table
+        return create_table_once(self.db, KNOWLEDGE_TABLE, model, lambda: self.rows(seed, created_at={}) or None)
 
     def _finish_setup(self) -> None:
         """Record the seed and build the search indexes when a first run stopped before doing so."""
@@ -308,17 +298,12 @@ class KnowledgeStore:
         if self.pinned_version is not None:
             raise UserError(f"version {self.pinned_version} is a read-only view; restore it to change it")
         with self._lock:
-            for attempt in range(WRITE_ATTEMPTS):
-                self.table.checkout_latest()
-                try:
-                    apply(self.table)
-                    break
-                except UserError:
-                    raise
-                except (RuntimeError, OSError, ValueError) as err:
-                    if "conflict" not in str(err).lower() or attempt == WRITE_ATTEMPTS - 1:
-                        raise UserError(f"could not write the knowledge base ({err}); nothing was changed") from err
-                    time.sleep(0.05 * (2**attempt) * random.uniform(0.5, 1.5))  # jitter: replicas fall out of step
+            try:
+                commit_retrying(self.table, apply)
+            except UserError:
+                raise
+            except (RuntimeError, OSError, ValueError) as err:
+                raise UserError(f"could not write the knowledge base ({err}); nothing was changed") from err
             version = self.table.version
             if verify is not None:
                 verify(version)

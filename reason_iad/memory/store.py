@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from reason_iad.filters import all_of, equal_to, one_of
-from reason_iad.lance_tables import is_object_store
+from reason_iad.lance_tables import commit_retrying, create_table_once, is_object_store
 
 EXEMPLAR_TABLE = "memory_exemplars"
 VECTOR_INDEX = "vector_idx"
@@ -130,11 +130,9 @@ class MemoryStore:
         self.db = lancedb.connect(self.uri)
         key = table_key(backbone_name)
         with self.lock:
-            self.exemplars = self.db.create_table(EXEMPLAR_TABLE, schema=EXEMPLAR_SCHEMA, exist_ok=True)
-            self.patches = self.db.create_table(f"memory_patches_{key}", schema=patch_schema(dim), exist_ok=True)
-            self.calibration = self.db.create_table(
-                f"memory_calibration_{key}", schema=CALIBRATION_SCHEMA, exist_ok=True
-            )
+            self.exemplars = create_table_once(self.db, EXEMPLAR_TABLE, EXEMPLAR_SCHEMA)
+            self.patches = create_table_once(self.db, f"memory_patches_{key}", patch_schema(dim))
+            self.calibration = create_table_once(self.db, f"memory_calibration_{key}", CALIBRATION_SCHEMA)
 
     # ------------------------------------------------------------------ exemplars
     def list_exemplars(self, dataset: str, category: str) -> list[ExemplarRecord]:
@@ -160,14 +158,15 @@ class MemoryStore:
 
     def add_exemplars(self, rows: list[dict]) -> None:
         """Append exemplar rows (validated by the caller)."""
+        table = pa.Table.from_pylist(rows, schema=EXEMPLAR_SCHEMA)
         with self.lock:
-            self.exemplars.add(pa.Table.from_pylist(rows, schema=EXEMPLAR_SCHEMA))
+            commit_retrying(self.exemplars, lambda exemplars: exemplars.add(table))
 
     def delete_exemplars(self, dataset: str, category: str, ids: Sequence[str]) -> None:
         """Delete exemplars of a category by id."""
         if ids:
             with self.lock:
-                self.exemplars.delete(ids_filter(dataset, category, ids))
+                commit_retrying(self.exemplars, lambda exemplars: exemplars.delete(ids_filter(dataset, category, ids)))
 
     # ------------------------------------------------------------------ patches
     @property
@@ -192,24 +191,28 @@ class MemoryStore:
 
     def replace_bank(self, dataset: str, category: str, rows: pa.Table) -> int:
         """Make `rows` the category's whole bank in one commit; returns the new table version."""
-        with self.lock:
+
+        def replace(patches) -> None:
             if rows.num_rows == 0:
-                self.patches.delete(category_filter(dataset, category))
+                patches.delete(category_filter(dataset, category))
             else:
                 keys = ["dataset", "category", "exemplar_id", "patch"]
                 (
-                    self.patches.merge_insert(keys)
+                    patches.merge_insert(keys)
                     .when_matched_update_all()
                     .when_not_matched_insert_all()
                     .when_not_matched_by_source_delete(category_filter(dataset, category))
                     .execute(rows)
                 )
+
+        with self.lock:
+            commit_retrying(self.patches, replace)
             return self.bank_version
 
     def append_bank(self, rows: pa.Table) -> int:
         """Add patch rows (an incremental bank update); returns the new table version."""
         with self.lock:
-            self.patches.add(rows)
+            commit_retrying(self.patches, lambda patches: patches.add(rows))
             return self.bank_version
 
     def patch_rows(
@@ -304,9 +307,13 @@ class MemoryStore:
         """Insert or replace the category's calibration record."""
         row = {**record.__dict__, "exemplar_ids": list(record.exemplar_ids), "scores": list(record.scores)}
         table = pa.Table.from_pylist([row], schema=CALIBRATION_SCHEMA)
-        with self.lock:
-            merge = self.calibration.merge_insert(["dataset", "category"]).when_matched_update_all()
+
+        def upsert(calibration) -> None:
+            merge = calibration.merge_insert(["dataset", "category"]).when_matched_update_all()
             merge.when_not_matched_insert_all().execute(table)
+
+        with self.lock:
+            commit_retrying(self.calibration, upsert)
 
 
 def _sub_vectors(dim: int) -> int:
