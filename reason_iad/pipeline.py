@@ -38,6 +38,7 @@ class Pipeline:
     exemplars: object | None = None  # ExemplarStore
     annotations: object | None = None  # AnnotationStore
     memory: object | None = None  # VisualMemory (reason_iad.memory), when enabled
+    _last_anomaly: tuple | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @classmethod
     def load(cls, config: AppConfig, with_knowledge: bool = True) -> Pipeline:
@@ -50,13 +51,12 @@ class Pipeline:
         from reason_iad.annotations import AnnotationStore
         from reason_iad.knowledge import default_db_uri, open_store
         from reason_iad.knowledge.embedders import ThumbnailEmbedder
-        from reason_iad.knowledge.exemplars import ExemplarStore, seed_exemplars
+        from reason_iad.knowledge.exemplars import ExemplarStore
         from reason_iad.paths import EXAMPLES_DIR
 
         store = open_store(config.knowledge)
         uri = config.knowledge.db_uri or default_db_uri()
-        exemplars = ExemplarStore(uri, ThumbnailEmbedder())
-        seed_exemplars(exemplars, EXAMPLES_DIR)
+        exemplars = ExemplarStore(uri, ThumbnailEmbedder(), seed_dir=EXAMPLES_DIR)
         memory = None
         if config.memory.enabled:
             from reason_iad.memory import open_memory
@@ -111,15 +111,22 @@ class Pipeline:
         return ExemplarUpdate((exemplar_id,), bank)
 
     def anomaly(self, image: Image.Image, category: str | None, dataset: str | None = None):
-        """The visual memory's `AnomalyEvidence` for the image, or None without a memory bank for the category."""
+        """The visual memory's `AnomalyEvidence` for the image, or None without a memory bank for the category.
+
+        The last answer is kept for the same image object, category and bank version: several questions about one
+        image (an evaluation asks up to six) consult the memory once.
+        """
         if self.memory is None or not category:
             return None
+        last = self._last_anomaly
+        if last is not None and last[0] is image and last[1] == (category, dataset, self.memory.store.bank_version):
+            return last[2]
         banks = [(d, c) for d, c in self.memory.categories() if c == category and (dataset in (None, d))]
         if not banks and seed_memory(self.memory, [category]):
             banks = [(d, c) for d, c in self.memory.categories() if c == category]
-        if not banks:
-            return None
-        return self.memory.inspect(image, *banks[0])
+        evidence = self.memory.inspect(image, *banks[0]) if banks else None
+        self._last_anomaly = (image, (category, dataset, self.memory.store.bank_version), evidence)
+        return evidence
 
     def knowledge_for(
         self,

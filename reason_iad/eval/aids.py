@@ -1,114 +1,88 @@
-"""What an evaluation adds to a prompt beyond the dataset: the visual memory's evidence and retrieved knowledge.
+"""The evaluation's `Pipeline`: the run's model over the dataset's own visual memory and knowledge base.
 
-`PromptAids.build(config, eval_set)` prepares, in a temporary folder, what the run's configuration asks for:
+`open_run_pipeline(config, eval_set)` prepares, in a temporary folder, what the run's configuration asks for, and
+wraps it in the same `Pipeline` the studio and `infer` use (so a question is answered the same way everywhere):
 
 - a visual memory (`reason_iad.memory`) whose bank per category is the dataset's own normal templates (MMAD ships
   them under `train/good`), when the reasoning config shows evidence (`--evidence`), steers injection by the
   anomaly map (`--prior anomaly|mix`) or retrieves by image (then it looks at the memory's most anomalous box);
-- a knowledge base (`reason_iad.knowledge`) holding the dataset's `domain_knowledge.json`, searched per image
+- a knowledge base (`reason_iad.knowledge`) holding the dataset's `domain_knowledge.json`, searched per question
   (`--knowledge retrieved`): by the image with an image embedder (`--clip`), else by the question's meaning.
-
-`aids.for_image(item, image)` then gives the prompt's pieces for one query image, computed once per image.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image
-
+from reason_iad.config import AppConfig, KnowledgeConfig, MemoryConfig
 from reason_iad.errors import UserError
-from reason_iad.eval.reader import KNOWLEDGE_DATASET_ALIASES, KNOWLEDGE_FILE, EvalItem, EvalSet
+from reason_iad.eval.reader import KNOWLEDGE_DATASET_ALIASES, KNOWLEDGE_FILE, EvalSet
 from reason_iad.eval.run_config import EvalRunConfig
 
 MEMORY_EXEMPLARS = 16  # normal templates per category at most (the first ones, sorted by path)
 
 
-@dataclass(frozen=True)
-class ImageAids:
-    """The prompt pieces for one query image."""
+def wants_memory(config: EvalRunConfig) -> bool:
+    """Whether the run consults a visual memory (evidence shown, anomaly-steered injection, or image retrieval)."""
+    reasoning = config.reasoning
+    return (
+        reasoning.evidence != "none"
+        or (reasoning.injection_prior != "attention" and reasoning.uses_latents and reasoning.inject_patches)
+        or (config.knowledge == "retrieved" and bool(config.retriever))
+    )  # image retrieval looks at the memory's box
 
-    image: Image.Image  # what the model sees (the query, or a copy with the evidence drawn on it)
-    evidence: str = ""  # the evidence text line ("" without text evidence)
-    patch_prior: Callable | None = None  # boxes -> anomaly per image token (injection prior)
-    knowledge: tuple[str, ...] | None = None  # retrieved entries (None: use the dataset's knowledge)
-    anomaly: object | None = None  # the visual memory's `AnomalyEvidence` (None without a memory)
+
+def app_config(config: EvalRunConfig) -> AppConfig:
+    """The application configuration a run's settings amount to (the harness's knowledge: top 3 plus normal)."""
+    return AppConfig(
+        backend=config.backend,
+        reasoning=config.reasoning,
+        knowledge=KnowledgeConfig(top_k=3, include_normal_entry=True, image_embedder=config.retriever),
+        memory=MemoryConfig(enabled=wants_memory(config)),
+    )
 
 
 @dataclass
-class PromptAids:
-    """The run's visual memory and/or knowledge base, and a per-image cache of what they give."""
+class RunPipeline:
+    """The run's `Pipeline` and the temporary folder of its memory and knowledge base (removed by `close`)."""
 
-    evidence_mode: str = "none"
-    memory: object | None = None  # VisualMemory
-    store: object | None = None  # KnowledgeStore
-    top_k: int = 3
+    pipeline: object  # reason_iad.pipeline.Pipeline
     folder: tempfile.TemporaryDirectory | None = None
-    _cache: dict[str, ImageAids] = field(default_factory=dict)
-
-    @classmethod
-    def build(cls, config: EvalRunConfig, eval_set: EvalSet, progress: Callable[[str], None] | None = None):
-        """The aids the configuration needs (None when it needs none)."""
-        reasoning = config.reasoning
-        wants_store = config.knowledge == "retrieved"
-        wants_memory = (
-            reasoning.evidence != "none"
-            or (reasoning.injection_prior != "attention" and reasoning.uses_latents and reasoning.inject)
-            or (wants_store and bool(config.retriever))
-        )  # image retrieval looks at the memory's box
-        if not (wants_memory or wants_store):
-            return None
-        folder = tempfile.TemporaryDirectory(prefix="reason-iad-eval-")
-        aids = cls(evidence_mode=reasoning.evidence, folder=folder)
-        try:
-            if wants_memory:
-                aids.memory = build_memory(Path(folder.name) / "memory", eval_set, progress)
-            if wants_store:
-                aids.store = build_store(Path(folder.name) / "knowledge", eval_set, config.retriever)
-        except BaseException:
-            folder.cleanup()
-            raise
-        return aids
-
-    def for_image(self, item: EvalItem, image: Image.Image) -> ImageAids:
-        """The prompt pieces for `item`'s query image (computed on the first question about it)."""
-        if item.image not in self._cache:
-            self._cache = {item.image: self._compute(item, image)}  # questions come grouped by image
-        return self._cache[item.image]
-
-    def _compute(self, item: EvalItem, image: Image.Image) -> ImageAids:
-        from reason_iad.pipeline import apply_evidence, focus_of
-
-        shown, line, prior, evidence = image, "", None, None
-        if self.memory is not None:
-            evidence = self.memory.inspect(image, item.dataset, item.category)
-            shown, line, prior, _ = apply_evidence(image, evidence, self.evidence_mode)
-        texts = None
-        if self.store is not None:
-            from reason_iad.knowledge.search import retrieve
-
-            dataset = KNOWLEDGE_DATASET_ALIASES.get(item.dataset, item.dataset)
-            texts = retrieve(
-                self.store,
-                image,
-                item.category,
-                dataset,
-                k=self.top_k,
-                include_normal=True,
-                question=item.question.text,
-                focus=focus_of(evidence),
-            ).texts
-        return ImageAids(shown, line, prior, texts, evidence)
 
     def close(self) -> None:
         """Remove the temporary memory and knowledge base."""
-        self._cache.clear()
         if self.folder is not None:
             self.folder.cleanup()
             self.folder = None
+
+
+def open_run_pipeline(
+    config: EvalRunConfig, eval_set: EvalSet, backend=None, progress: Callable[[str], None] | None = None
+) -> RunPipeline:
+    """Load the model (unless `backend` is given) and build the memory / knowledge base the run uses."""
+    from reason_iad.pipeline import Pipeline
+
+    if backend is None:
+        from reason_iad.backends import load_backend
+
+        backend = load_backend(config.backend)
+    settings = app_config(config)
+    if not (settings.memory.enabled or config.knowledge == "retrieved"):
+        return RunPipeline(Pipeline(backend, settings))
+    folder = tempfile.TemporaryDirectory(prefix="reason-iad-eval-")
+    try:
+        memory = build_memory(Path(folder.name) / "memory", eval_set, progress) if settings.memory.enabled else None
+        store = None
+        if config.knowledge == "retrieved":
+            store = build_store(Path(folder.name) / "knowledge", eval_set, config.retriever)
+    except BaseException:
+        folder.cleanup()
+        raise
+    return RunPipeline(Pipeline(backend, settings, store=store, memory=memory), folder)
 
 
 def build_memory(uri: Path, eval_set: EvalSet, progress: Callable[[str], None] | None = None):
@@ -132,7 +106,10 @@ def build_memory(uri: Path, eval_set: EvalSet, progress: Callable[[str], None] |
 
 
 def build_store(uri: Path, eval_set: EvalSet, retriever: str):
-    """A knowledge base holding the dataset's `domain_knowledge.json` (image embedder `retriever`, if any)."""
+    """A knowledge base holding the dataset's `domain_knowledge.json` (image embedder `retriever`, if any).
+
+    Entries are stored under the datasets the questions name (MMAD's knowledge says `MVTec` for `DS-MVTec`).
+    """
     from reason_iad.knowledge.embedders import make_embedder
     from reason_iad.knowledge.store import KnowledgeStore
     from reason_iad.knowledge.transfer import read_import_file
@@ -143,5 +120,25 @@ def build_store(uri: Path, eval_set: EvalSet, retriever: str):
     entries, refused = read_import_file(path, author="eval")
     if not entries:
         raise UserError(f"{path} holds no usable knowledge entries ({len(refused)} refused)")
+    entries = under_item_datasets(entries, {item.dataset for item in eval_set.items})
     image_embedder = make_embedder(retriever) if retriever else None
     return KnowledgeStore(uri, make_embedder("minilm"), image_embedder, seed=entries)
+
+
+def under_item_datasets(entries: list, datasets: set[str]) -> list:
+    """Entries renamed to the question datasets that alias their dataset (copied when several do)."""
+    aliased: dict[str, list[str]] = defaultdict(list)
+    for dataset in sorted(datasets):
+        target = KNOWLEDGE_DATASET_ALIASES.get(dataset, dataset)
+        if target != dataset:
+            aliased[target].append(dataset)
+    out = []
+    for entry in entries:
+        names = aliased.get(entry.dataset)
+        if not names or entry.dataset in datasets:
+            out.append(entry)
+        names = [n for n in names or () if n != entry.dataset]
+        for name in names:
+            renamed = entry.id if len(names) == 1 and entry.dataset not in datasets else f"{name}/{entry.id}"
+            out.append(entry.model_copy(update={"dataset": name, "id": renamed}))
+    return out

@@ -1,4 +1,4 @@
-"""Answering MMAD questions: one item with its prompt aids, the items of a set, and one local model replica.
+"""Answering MMAD questions through the run's `Pipeline`: one item, the items of a set, one local model replica.
 
 Shared by the local run (`runner.py`) and the Ray workers (`distributed.py`), so both answer exactly alike.
 """
@@ -17,33 +17,18 @@ from reason_iad.eval.run_config import EvalRunConfig
 Knowledge = Mapping[tuple[str, str], tuple[str, ...]]
 
 
-def answer_item(
-    reasoner, item: EvalItem, image, template, knowledge: Sequence[str], aids=None, mask=None
-) -> AnswerRecord:
-    """Ask one question (fresh inspection, no history) and record both the read-out and the parsed letter.
+def answer_item(pipeline, item: EvalItem, image, template, knowledge: Sequence[str], mask=None) -> AnswerRecord:
+    """Ask one question through the run's `Pipeline` (fresh inspection, no history); record read-out and reply.
 
-    `aids` (a `PromptAids`) adds the visual memory's evidence and retrieved knowledge, when the run uses them.
-    `mask` (bool [H, W] at the image's size), the ground truth of a defective image, adds the answer's grounding.
+    `knowledge` holds the dataset's entries for the category (`--knowledge all`); with a knowledge base in the
+    pipeline (`--knowledge retrieved`) the entries are retrieved instead. `mask` (bool [H, W] at the image's size),
+    the ground truth of a defective image, adds the answer's grounding.
     """
     from reason_iad.eval.grounding import inspection_grounding
-    from reason_iad.reasoning.engine import InspectionRequest
 
     started = time.perf_counter()
-    extra = aids.for_image(item, image) if aids is not None else None
-    if extra is not None:
-        image = extra.image
-        knowledge = extra.knowledge if extra.knowledge is not None else knowledge
-    request = InspectionRequest(
-        image=image,
-        question=item.question,
-        template=template,
-        category=item.category,
-        knowledge=tuple(knowledge),
-        evidence=extra.evidence if extra else "",
-        patch_prior=extra.patch_prior if extra else None,
-    )
-    inspection = reasoner.run(request)
-    grounding = None if mask is None else inspection_grounding(mask, inspection, extra.anomaly if extra else None)
+    inspection, anomaly = inspect_item(pipeline, item, image, template, knowledge)
+    grounding = None if mask is None else inspection_grounding(mask, inspection, anomaly)
     return AnswerRecord(
         id=item.id,
         image=item.image,
@@ -54,7 +39,7 @@ def answer_item(
         correct_answer=item.answer,
         readout_answer=inspection.answer,
         parsed_answer=parse_answer(inspection.rationale, item.question.options),
-        readout=reasoner.config.readout,
+        readout=pipeline.config.reasoning.readout,
         question_index=item.question_index,
         question=item.question.text,
         options=dict(item.question.options),
@@ -66,7 +51,27 @@ def answer_item(
     )
 
 
-def answer_items(reasoner, items: Sequence[EvalItem], knowledge: Knowledge, aids=None) -> Iterator[AnswerRecord]:
+def inspect_item(pipeline, item: EvalItem, image, template, knowledge: Sequence[str]):
+    """The `Inspection` of one question and the visual memory's `AnomalyEvidence` (None without a memory)."""
+    from reason_iad.types import Inspection, ReasoningStep
+
+    anomaly, inspection = None, None
+    for event in pipeline.inspect_stream(
+        image,
+        question=item.question,
+        category=item.category,
+        dataset=item.dataset,
+        template=template,
+        knowledge_texts=None if pipeline.store is not None else tuple(knowledge),
+    ):
+        if isinstance(event, Inspection):
+            inspection = event
+        elif not isinstance(event, ReasoningStep):
+            anomaly = event
+    return inspection, anomaly
+
+
+def answer_items(pipeline, items: Sequence[EvalItem], knowledge: Knowledge) -> Iterator[AnswerRecord]:
     """Answer questions in order, reading each image (and template) once for its consecutive questions."""
     from reason_iad.eval.masks import load_mask
     from reason_iad.images import load_image
@@ -82,12 +87,11 @@ def answer_items(reasoner, items: Sequence[EvalItem], knowledge: Knowledge, aids
             masks = {item.mask_path: load_mask(item.mask_path, image.size)}
         template = loaded[item.template_path] if item.template_path is not None else None
         yield answer_item(
-            reasoner,
+            pipeline,
             item,
             image,
             template,
             knowledge.get((item.dataset, item.category), ()),
-            aids,
             masks.get(item.mask_path) if item.mask_path is not None else None,
         )
 
@@ -110,32 +114,26 @@ class LocalAnswerer:
 
     def __init__(self, config: EvalRunConfig, eval_set: EvalSet, backend=None, threads: int | None = None):
         self.config, self.eval_set, self.backend, self.threads = config, eval_set, backend, threads
-        self.aids = None
+        self.run = None
 
     def start(self) -> None:
-        """Load the model (unless one was given) and build the visual memory / knowledge base the run uses."""
-        from reason_iad.eval.aids import PromptAids
-        from reason_iad.reasoning.engine import Reasoner
+        """Load the model (unless one was given) and build the run's `Pipeline` (memory, knowledge base)."""
+        from reason_iad.eval.aids import open_run_pipeline
 
         if self.threads:
             import torch
 
             torch.set_num_threads(self.threads)
-        if self.backend is None:
-            from reason_iad.backends import load_backend
-
-            self.backend = load_backend(self.config.backend)
-        self.reasoner = Reasoner(self.backend, self.config.reasoning)
-        self.aids = PromptAids.build(self.config, self.eval_set)
+        self.run = open_run_pipeline(self.config, self.eval_set, self.backend)
 
     def answers(self, items: Sequence[EvalItem]) -> Iterator[AnswerRecord]:
         """Answer the items in order."""
-        return answer_items(self.reasoner, items, self.eval_set.knowledge, self.aids)
+        return answer_items(self.run.pipeline, items, self.eval_set.knowledge)
 
     def close(self) -> None:
         """Remove the run's temporary memory and knowledge base."""
-        if self.aids is not None:
-            self.aids.close()
+        if self.run is not None:
+            self.run.close()
 
 
 def read_set(config: EvalRunConfig) -> EvalSet:

@@ -71,18 +71,14 @@ class EvalWorker:
     def __init__(self, config: EvalRunConfig, threads: int) -> None:
         import torch
 
-        from reason_iad.backends import load_backend
-        from reason_iad.reasoning.engine import Reasoner
-
         torch.set_num_threads(threads)
         self.error: str | None = None
-        self.aids = None
+        self.run = None
         try:
-            from reason_iad.eval.aids import PromptAids
+            from reason_iad.eval.aids import open_run_pipeline
             from reason_iad.eval.answering import read_set
 
-            self.reasoner = Reasoner(load_backend(config.backend), config.reasoning)
-            self.aids = PromptAids.build(config, read_set(config))
+            self.run = open_run_pipeline(config, read_set(config))
         except UserError as err:
             self.error = str(err)
 
@@ -93,7 +89,7 @@ class EvalWorker:
     def answer(self, shard: Sequence[EvalItem], knowledge: Mapping) -> ShardResult:
         """Answer one image's questions."""
         try:
-            return ShardResult(records=tuple(answer_items(self.reasoner, shard, knowledge, self.aids)))
+            return ShardResult(records=tuple(answer_items(self.run.pipeline, shard, knowledge)))
         except UserError as err:
             return ShardResult(error=str(err))
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from reason_iad.errors import UserError
-from reason_iad.eval.reader import KNOWLEDGE_DATASET_ALIASES, read_eval_set
+from reason_iad.eval.reader import read_eval_set
 
 
 @dataclass(frozen=True)
@@ -70,15 +70,14 @@ def evaluate_retrieval(
         images = sorted({(item.image, item.dataset, item.category) for item in eval_set.items if not item.is_normal})
         hits_all, hits_category, top1, focused = [], [], [], []
         for key, dataset, category in images:
-            knowledge_dataset = KNOWLEDGE_DATASET_ALIASES.get(dataset, dataset)
             defect = PurePosixPath(key).parts[3] if len(PurePosixPath(key).parts) > 4 else ""
-            if (knowledge_dataset, category, defect) not in known:
+            if (dataset, category, defect) not in known:
                 continue
             image = Image.open(eval_set.root / key).convert("RGB")
             box = focus_of(memory.inspect(image, dataset, category)) if memory is not None else None
             vector = query_vector(store.image_embedder, image, box)  # one embedding for both rankings
-            every = [(h.entry.category, h.entry.defect) for h in search_by_vector(store, vector, k, knowledge_dataset)]
-            own = [h.entry.defect for h in search_by_vector(store, vector, k, knowledge_dataset, category)]
+            every = [(h.entry.category, h.entry.defect) for h in search_by_vector(store, vector, k, dataset)]
+            own = [h.entry.defect for h in search_by_vector(store, vector, k, dataset, category)]
             hits_all.append((category, defect) in every)
             hits_category.append(defect in own)
             top1.append(bool(own) and own[0] == defect)
