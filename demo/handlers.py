@@ -133,18 +133,7 @@ class StudioHandlers:
         dataset, category = self.detect_category(image, choice)
         if category is None:
             return [], [], "No category: choose one (auto-detection needs normal exemplars)."
-        from reason_iad.knowledge.search import retrieve
-
-        knowledge = self.pipeline.config.knowledge
-        retrieval = retrieve(
-            self.pipeline.store,
-            image,
-            category,
-            dataset,
-            knowledge.top_k,
-            knowledge.include_normal_entry,
-            Question.anomaly().text,
-        )
+        retrieval = self.pipeline.retrieval(image, category, dataset, Question.anomaly())  # as the run will retrieve
         labels = [f"{h.entry.id} — {h.entry.title} ({h.score:.3f})" for h in retrieval.hits]
         note = (
             f"Category **{dataset} / {category}** · retrieved by {retrieval.method} · knowledge version "

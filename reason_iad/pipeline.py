@@ -154,11 +154,32 @@ class Pipeline:
             entries = [found[i].entry for i in pinned]
             used = tuple(UsedKnowledge(e.id, e.title, 1.0, True) for e in entries)
             return tuple(e.mmad_text for e in entries), used, store.version
+        retrieval = self.retrieval(image, category, dataset, question, version, focus)
+        used = tuple(UsedKnowledge(h.entry.id, h.entry.title, h.score, False) for h in retrieval.hits)
+        return retrieval.texts, used, retrieval.version
+
+    def retrieval(
+        self,
+        image: Image.Image,
+        category: str | None,
+        dataset: str | None,
+        question: Question,
+        version: int | None = None,
+        focus: tuple[int, int, int, int] | None | str = "memory",
+    ):
+        """The knowledge `Retrieval` an inspection of the image makes (the studio previews it before a run).
+
+        `focus="memory"` asks the visual memory where to look, as `inspect_stream` does; a box or None is used as is.
+        """
         from reason_iad.knowledge.search import retrieve
 
+        if self.store is None:
+            raise UserError("no knowledge base is loaded; use mode plain or latent, or load one")
+        if focus == "memory":
+            focus = focus_of(self.anomaly(image, category, dataset))
         knowledge = self.config.knowledge
-        retrieval = retrieve(
-            store,
+        return retrieve(
+            self.store if version is None else self.store.at_version(version),
             image,
             category,
             dataset,
@@ -167,8 +188,6 @@ class Pipeline:
             question=question.text,
             focus=focus,
         )
-        used = tuple(UsedKnowledge(h.entry.id, h.entry.title, h.score, False) for h in retrieval.hits)
-        return retrieval.texts, used, retrieval.version
 
     def inspect_stream(
         self,

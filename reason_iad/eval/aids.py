@@ -53,6 +53,11 @@ class RunPipeline:
     pipeline: object  # reason_iad.pipeline.Pipeline
     folder: tempfile.TemporaryDirectory | None = None
 
+    @property
+    def db(self) -> Path | None:
+        """The database folder holding the run's memory and knowledge base (None when it needs neither)."""
+        return Path(self.folder.name) / "db" if self.folder is not None else None
+
     def close(self) -> None:
         """Remove the temporary memory and knowledge base."""
         if self.folder is not None:
@@ -74,11 +79,10 @@ def open_run_pipeline(
     if not (settings.memory.enabled or config.knowledge == "retrieved"):
         return RunPipeline(Pipeline(backend, settings))
     folder = tempfile.TemporaryDirectory(prefix="reason-iad-eval-")
+    db = Path(folder.name) / "db"  # one database, laid out as the studio's: `infer --db` or the studio can open it
     try:
-        memory = build_memory(Path(folder.name) / "memory", eval_set, progress) if settings.memory.enabled else None
-        store = None
-        if config.knowledge == "retrieved":
-            store = build_store(Path(folder.name) / "knowledge", eval_set, config.retriever)
+        memory = build_memory(db, eval_set, progress) if settings.memory.enabled else None
+        store = build_store(db, eval_set, config.retriever) if config.knowledge == "retrieved" else None
     except BaseException:
         folder.cleanup()
         raise
