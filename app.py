@@ -12,7 +12,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from reason_iad.config import AppConfig, BackendConfig, StudioConfig, with_model_defaults
+from reason_iad.cli_options import MODEL_OPTIONS, add_model_options, backend_from_args
+from reason_iad.config import AppConfig, StudioConfig, with_model_defaults
 from reason_iad.errors import UserError
 from reason_iad.library_logs import quiet_library_logs
 
@@ -23,18 +24,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Reason-IAD Studio (Gradio).")
     parser.add_argument("--host", default=env("GRADIO_SERVER_NAME", "127.0.0.1"), help="[GRADIO_SERVER_NAME]")
     parser.add_argument("--port", type=int, default=int(env("GRADIO_SERVER_PORT", "7860")), help="[GRADIO_SERVER_PORT]")
-    parser.add_argument(
-        "--model",
-        default=env("REASON_IAD_MODEL", "embedded"),
-        help="'embedded' (the small demonstration model), a local folder or a Hugging Face id [REASON_IAD_MODEL]",
-    )
-    parser.add_argument(
-        "--quantization",
-        choices=["none", "4bit", "8bit"],
-        default=env("REASON_IAD_QUANTIZATION", "none"),
-        help="[REASON_IAD_QUANTIZATION]",
-    )
-    parser.add_argument("--device", default=env("REASON_IAD_DEVICE", "auto"), help="auto/cpu/cuda [REASON_IAD_DEVICE]")
+    variables = {name: f"REASON_IAD_{name.upper()}" for name in MODEL_OPTIONS}
+    defaults = {name: env(variable) for name, variable in variables.items() if variable in os.environ}
+    notes = {name: f"[{variable}]" for name, variable in variables.items()}
+    if "dtype" not in defaults:  # unset: the --config file's dtype (else auto)
+        defaults["dtype"] = None
+        notes["dtype"] += " (default: the --config file's, else auto)"
+    add_model_options(parser, defaults=defaults, notes=notes)
     parser.add_argument("--db", default=env("REASON_IAD_DB", ""), help="knowledge base folder or URI [REASON_IAD_DB]")
     parser.add_argument(
         "--clip",
@@ -68,14 +64,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def config_from_args(args: argparse.Namespace) -> AppConfig:
     """Map parsed flags onto the config dataclasses (the only place flags become config)."""
-    base = (
-        AppConfig.load(args.config)
-        if args.config
-        else with_model_defaults(AppConfig(backend=BackendConfig(model=args.model)))
-    )
-    backend = BackendConfig(
-        model=args.model, quantization=args.quantization, device=args.device, dtype=base.backend.dtype
-    )
+    loaded = AppConfig.load(args.config) if args.config else AppConfig()
+    backend = backend_from_args(args, loaded.backend)  # --dtype left unset keeps the file's
+    base = loaded if args.config else with_model_defaults(AppConfig(backend=backend))
     studio = StudioConfig(host=args.host, port=args.port, share=args.share)
     knowledge = dataclasses.replace(
         base.knowledge,

@@ -5,13 +5,49 @@ parsers are built, `share_options(parser)` gives each action a copy of `parser`'
 `add_everywhere(parser, ...)` adds one option (such as `--verbose`) to a parser and all its subcommands. The
 copies default to `argparse.SUPPRESS`: an action's parse sets the value only when the option is given there,
 so `kb --db A list` and `kb list --db A` mean the same, and the default stays that of the first parser.
+
+The model flags (`add_model_options`, read by `backend_from_args`) and the reasoning flags (`add_reasoning_options`,
+read by `reasoning_from_args`) are declared here once for every command that takes them. A flag left unset (None)
+keeps the value of the base config it is applied to, so `config.with_model_defaults` alone decides what depends on
+the model.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, get_args, get_type_hints
+
+from reason_iad.config import DEFAULT_MODEL, AppConfig, BackendConfig, ReasoningConfig, with_model_defaults
+
+MODEL_OPTIONS: dict[str, dict[str, Any]] = {  # flag (= BackendConfig field) -> argparse options
+    "model": {"help": "'embedded' (the small demonstration model), a local folder or a Hugging Face id"},
+    "quantization": {
+        "choices": get_args(get_type_hints(BackendConfig)["quantization"]),
+        "help": "load the weights in 4 or 8 bits with bitsandbytes, or none",
+    },
+    "device": {"help": "where the model runs: auto (a CUDA GPU when one is visible, else the CPU), cpu, cuda, cuda:N"},
+    "dtype": {
+        "choices": ("auto", "float32", "bfloat16", "float16"),
+        "help": "the weights' dtype; auto: bfloat16 on a GPU, float32 on the CPU",
+    },
+}
+REASONING_OPTIONS: dict[str, tuple[str, str]] = {  # flag -> (ReasoningConfig field: its type or values, help)
+    "mode": (
+        "mode",
+        "plain (the question alone), knowledge (with knowledge texts), latent (with latent reasoning) or full (both)",
+    ),
+    "steps": ("num_steps", "latent reasoning steps"),
+    "latents": ("num_latent_tokens", "latent tokens"),
+    "readout": ("readout", "answer letter at the answer position (MMAD) or option-text likelihood"),
+    "seed": ("seed", "seed of the latent reasoning's noise"),
+    "evidence": ("evidence", "show the visual memory's evidence to the model"),
+    "prior": ("injection_prior", "what chooses the injected patches: attention, the anomaly map, or a mix"),
+    "max_new_tokens": ("max_new_tokens", "length of the generated reply"),
+}
+SHARED_REASONING_FLAGS = ("mode", "steps", "latents", "readout", "seed")
 
 
 def subcommand_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
@@ -56,3 +92,82 @@ def add_everywhere(parser: argparse.ArgumentParser, *flags: str, **options) -> N
         if not _takes(child, action):
             _copy_into(child, action)
         pending += subcommand_parsers(child)
+
+
+def _help(text: str, note: str | None, default: str | None) -> str:
+    return " ".join(part for part in (text, note, f"(default: {default})" if default is not None else None) if part)
+
+
+def add_model_options(
+    parser: argparse.ArgumentParser,
+    defaults: Mapping[str, str | None] | None = None,
+    notes: Mapping[str, str] | None = None,
+    flags: Sequence[str] = tuple(MODEL_OPTIONS),
+) -> None:
+    """Declare the model flags `--model`, `--quantization`, `--device`, `--dtype` (or just `flags`) on `parser`.
+
+    Args:
+        parser: The command's parser.
+        defaults: A flag's default instead of `BackendConfig`'s, e.g. from the environment; None: keep the base
+            config's value (see `backend_from_args`).
+        notes: Text appended to a flag's help, e.g. the environment variable that sets its default.
+        flags: The flags to declare; a command whose runner takes only a model name declares `("model",)`.
+    """
+    values = {field.name: field.default for field in dataclasses.fields(BackendConfig)} | dict(defaults or {})
+    for name in flags:
+        options = dict(MODEL_OPTIONS[name])
+        text = options.pop("help")
+        parser.add_argument(
+            f"--{name}", default=values[name], help=_help(text, (notes or {}).get(name), values[name]), **options
+        )
+
+
+def backend_from_args(args: argparse.Namespace, base: BackendConfig | None = None) -> BackendConfig:
+    """The `BackendConfig` the model flags ask for; a flag left unset (None) or not declared keeps `base`'s value."""
+    given = {name: getattr(args, name) for name in MODEL_OPTIONS if getattr(args, name, None) is not None}
+    return dataclasses.replace(base or BackendConfig(), **given)
+
+
+def _model_default(field: str) -> str:
+    """The help's default of a ReasoningConfig field, as `with_model_defaults` decides it."""
+    embedded, other = (
+        getattr(with_model_defaults(AppConfig(backend=BackendConfig(model=model))).reasoning, field)
+        for model in (DEFAULT_MODEL, "any/other-model")
+    )
+    return str(other) if embedded == other else f"{embedded} for the embedded model, {other} otherwise"
+
+
+def add_reasoning_options(
+    parser: argparse.ArgumentParser,
+    flags: Sequence[str] = SHARED_REASONING_FLAGS,
+    notes: Mapping[str, str] | None = None,
+) -> None:
+    """Declare the reasoning flags (`--mode`, `--steps`, ...; any of `REASONING_OPTIONS`) on `parser`.
+
+    Each defaults to None, which `reasoning_from_args` reads as "keep the base config's value"; the help names that
+    value. `notes` appends text to a flag's help.
+    """
+    hints = get_type_hints(ReasoningConfig)
+    for name in flags:
+        field, text = REASONING_OPTIONS[name]
+        choices = get_args(hints[field])  # a Literal field's values; () for an int
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            default=None,
+            help=_help(text, (notes or {}).get(name), _model_default(field)),
+            **({"choices": choices} if choices else {"type": hints[field]}),
+        )
+
+
+def reasoning_from_args(args: argparse.Namespace, base: ReasoningConfig) -> ReasoningConfig:
+    """`base` with the reasoning flags given; a flag left unset (None) or not declared keeps `base`'s value.
+
+    `base` comes from `config.with_model_defaults` (plus what the command fixes); the values are checked by
+    `ReasoningConfig` itself.
+    """
+    given = {
+        field: getattr(args, name)
+        for name, (field, _help_text) in REASONING_OPTIONS.items()
+        if getattr(args, name, None) is not None
+    }
+    return dataclasses.replace(base, **given)

@@ -267,6 +267,17 @@ def _build(kind: type[T], data: Any, where: str) -> T:
         raise UserError(f"{where}: {err}") from err
 
 
+EMBEDDED_REASONING = {"readout": "likelihood", "evidence": "text", "injection_prior": "mix", "rationale": "continue"}
+"""The reasoning settings whose default depends on the model: the embedded model's values (`with_model_defaults`)."""
+
+
+def for_model(config: AppConfig, backend: BackendConfig) -> AppConfig:
+    """`config` for another model: the model-dependent reasoning settings back to neutral, then its defaults."""
+    neutral = ReasoningConfig()
+    reasoning = dataclasses.replace(config.reasoning, **{k: getattr(neutral, k) for k in EMBEDDED_REASONING})
+    return with_model_defaults(dataclasses.replace(config, backend=backend, reasoning=reasoning))
+
+
 def with_model_defaults(config: AppConfig) -> AppConfig:
     """The defaults that suit the configured model.
 
@@ -278,9 +289,7 @@ def with_model_defaults(config: AppConfig) -> AppConfig:
     """
     if config.backend.model != DEFAULT_MODEL:
         return config
-    reasoning = dataclasses.replace(
-        config.reasoning, readout="likelihood", evidence="text", injection_prior="mix", rationale="continue"
-    )
+    reasoning = dataclasses.replace(config.reasoning, **EMBEDDED_REASONING)
     knowledge = config.knowledge
     if not knowledge.image_embedder:
         knowledge = dataclasses.replace(knowledge, image_embedder="tiny_clip")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from reason_iad.config import AppConfig, BackendConfig, ReasoningConfig, with_model_defaults
+from reason_iad.config import AppConfig, BackendConfig, ReasoningConfig, for_model
 from reason_iad.errors import UserError
 from reason_iad.reasoning.engine import InspectionRequest, Reasoner
 from reason_iad.reasoning.prompt import Question
@@ -72,15 +72,7 @@ class Pipeline:
         """
         from reason_iad.backends import load_backend
 
-        neutral = ReasoningConfig()
-        reasoning = dataclasses.replace(
-            self.config.reasoning,
-            readout=neutral.readout,
-            evidence=neutral.evidence,
-            injection_prior=neutral.injection_prior,
-            rationale=neutral.rationale,
-        )
-        config = with_model_defaults(dataclasses.replace(self.config, backend=backend, reasoning=reasoning))
+        config = for_model(self.config, backend)
         return dataclasses.replace(self, backend=load_backend(backend), config=config)
 
     def add_exemplars(

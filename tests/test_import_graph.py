@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = (
     (
         "foundation",
-        ("errors", "paths", "mmad", "types", "filters", "images", "lance_tables", "library_logs", "cli_options"),
+        ("errors", "paths", "mmad", "types", "filters", "images", "lance_tables", "library_logs"),
     ),
     ("configuration", ("config",)),
     ("models and memory", ("backends", "memory")),
@@ -20,7 +20,7 @@ LAYERS = (
     ("reasoning", ("reasoning",)),
     ("orchestration", ("pipeline",)),
     ("applications", ("eval", "training", "bench", "runcard", "replay", "exports", "categories")),
-    ("entry points", ("cli", "commands")),
+    ("entry points", ("cli", "cli_options", "commands")),  # cli_options: the flags commands share -> config
     ("studio", ("demo",)),
 )
 _RANK = {name: rank for rank, (_, names) in enumerate(LAYERS) for name in names}

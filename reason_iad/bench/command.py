@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from reason_iad.cli_options import add_model_options, backend_from_args
 from reason_iad.errors import UserError
+
+TINY_BENCH = "tiny-bench"  # the model name that selects a random ~5M-parameter Qwen2.5-VL built offline
 
 
 def register(subparsers) -> None:
@@ -78,7 +81,7 @@ def _register_eval(targets) -> None:
         "--workers Ray workers (local cluster), and print both questions/s, their ratio and whether the answers "
         "are identical.",
     )
-    evaluation.add_argument("--model", default="embedded", help="'embedded' (tiny random stand-in), a folder, a hub id")
+    add_model_options(evaluation, flags=("model",), notes={"model": "(for both runs)"})
     evaluation.add_argument("--per-category", type=_positive, default=1, help="SynthIAD images per category and class")
     evaluation.add_argument("--steps", type=_positive, default=2, help="latent reasoning steps per question")
     evaluation.add_argument("--workers", type=_positive, default=2)
@@ -226,7 +229,7 @@ def _register_studio(targets) -> None:
     )
     studio.add_argument("--url", help="a running studio (without --auth) to drive instead of starting one")
     studio.add_argument("--db", help="knowledge base folder of the studio (default: a new temporary one)")
-    studio.add_argument("--model", default="embedded", help="the model the started studio loads")
+    add_model_options(studio, flags=("model",), notes={"model": "(loaded by the started studio)"})
     studio.add_argument("--category", default="SynthIAD / wood", help="'dataset / category' to inspect and curate")
     studio.add_argument("--image", help="image to inspect (default: the gallery's wood/liquid.png)")
     studio.add_argument("--exemplar", help="normal image to add as exemplar (default: the gallery's wood/good.png)")
@@ -296,11 +299,14 @@ def _studio_plan(args):
 
 
 def _model_arguments(parser) -> None:
-    parser.add_argument(
-        "--model", default="tiny-bench", help="'tiny-bench' (random ~5M-parameter Qwen2.5-VL), a folder or a hub id"
+    add_model_options(
+        parser,
+        defaults={"model": TINY_BENCH},
+        notes={
+            "model": f"or '{TINY_BENCH}' (a random ~5M-parameter Qwen2.5-VL built offline on the CPU; the other "
+            "model flags do not apply to it)"
+        },
     )
-    parser.add_argument("--quantization", choices=["none", "4bit", "8bit"], default="none")
-    parser.add_argument("--device", default="auto")
 
 
 def _positive(text: str) -> int:
@@ -314,16 +320,15 @@ def _backend(args):
     import torch
 
     torch.set_num_threads(args.threads)
-    if args.model == "tiny-bench":
+    if args.model == TINY_BENCH:
         from reason_iad.backends.tiny import BENCH_SIZE, build_tiny_model
         from reason_iad.backends.transformers_backend import TransformersBackend
 
         model, processor = build_tiny_model("qwen2_5_vl", BENCH_SIZE, seed=0)
         return TransformersBackend(model, processor, name="tiny-bench (random Qwen2.5-VL, built offline)")
     from reason_iad.backends.loading import load_backend
-    from reason_iad.config import BackendConfig
 
-    return load_backend(BackendConfig(model=args.model, quantization=args.quantization, device=args.device))
+    return load_backend(backend_from_args(args))
 
 
 def run_backend(args) -> int:

@@ -14,7 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from reason_iad.config import DEFAULT_MODEL, MODES, BackendConfig, ReasoningConfig
+from reason_iad.cli_options import (
+    SHARED_REASONING_FLAGS,
+    add_model_options,
+    add_reasoning_options,
+    backend_from_args,
+    reasoning_from_args,
+)
+from reason_iad.config import DEFAULT_MODEL, AppConfig, with_model_defaults
 from reason_iad.errors import UserError
 from reason_iad.eval.answers import SCORE_SOURCES
 from reason_iad.eval.parse import PARSERS
@@ -39,10 +46,17 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--data", metavar="ROOT", help="dataset folder holding mmad.json (or the JSON file)")
     parser.add_argument("--out", metavar="RUN_DIR", help="run folder: new, empty, or a run to resume")
-    parser.add_argument("--model", default="embedded", help="'embedded', a local folder or a Hugging Face id")
-    parser.add_argument("--quantization", choices=["none", "4bit", "8bit"], default="none")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--mode", choices=MODES, default="full")
+    add_model_options(parser)
+    add_reasoning_options(
+        parser,
+        (*SHARED_REASONING_FLAGS, "evidence", "prior", "max_new_tokens"),
+        notes={
+            "evidence": "(its bank per category: the dataset's normal templates; none when the file lists no "
+            "template images)",
+            "prior": "(attention when the file lists no template images)",
+            "max_new_tokens": "(MMAD uses 128)",
+        },
+    )
     parser.add_argument(
         "--shots",
         type=int,
@@ -70,40 +84,10 @@ def register(subparsers) -> None:
         help="image embedder of --knowledge retrieved: tiny_clip or open_clip:<arch>[:<weights>] "
         "(default: tiny_clip for the embedded model, else the question's meaning)",
     )
-    parser.add_argument(
-        "--evidence",
-        choices=["none", "highlight", "contour", "box", "text"],
-        default=None,
-        help="show the visual memory's evidence to the model (its bank per category: the dataset's "
-        "normal templates); default: text for the embedded model, none otherwise",
-    )
-    parser.add_argument(
-        "--prior",
-        choices=["attention", "anomaly", "mix"],
-        default=None,
-        help="what chooses the injected patches: attention, the anomaly map, or a mix (default: mix "
-        "for the embedded model, attention otherwise)",
-    )
     parser.add_argument("--limit", type=_positive_int, help="ask only the first N questions (continue later)")
     parser.add_argument("--categories", metavar="A,B", help="comma-separated categories (name or dataset/name)")
     parser.add_argument("--subtasks", metavar="A,B", help="comma-separated subtasks, e.g. 'Anomaly Detection'")
     parser.add_argument("--skip-missing", action="store_true", help="skip (and count) images that are missing")
-    parser.add_argument(
-        "--readout",
-        choices=["letter", "likelihood"],
-        default=None,
-        help="answer letter at the answer position (MMAD) or option-text likelihood (default: "
-        "likelihood for the embedded model, letter otherwise)",
-    )
-    parser.add_argument("--steps", type=int, default=ReasoningConfig.num_steps, help="latent reasoning steps")
-    parser.add_argument("--latents", type=int, default=ReasoningConfig.num_latent_tokens, help="latent tokens")
-    parser.add_argument(
-        "--max-new-tokens",
-        type=int,
-        default=ReasoningConfig.max_new_tokens,
-        help="length of the generated reply (MMAD uses 128)",
-    )
-    parser.add_argument("--seed", type=int, default=ReasoningConfig.seed)
     parser.add_argument(
         "--score",
         choices=SCORE_SOURCES,
@@ -233,24 +217,22 @@ def build_config(args: argparse.Namespace, note: Callable[[str], None] = _to_std
     defaults = data_defaults(args, embedded)
     if defaults.note:
         note(defaults.note)
-    reasoning = ReasoningConfig(
-        mode=args.mode,
-        num_steps=args.steps,
-        num_latent_tokens=args.latents,
-        max_new_tokens=args.max_new_tokens,
-        seed=args.seed,
-        readout=args.readout or ("likelihood" if embedded else "letter"),
-        evidence=args.evidence or defaults.evidence,
-        injection_prior=args.prior or defaults.prior,
+    backend = backend_from_args(args)
+    model_defaults = with_model_defaults(AppConfig(backend=backend)).reasoning
+    base = dataclasses.replace(
+        model_defaults,
+        evidence=defaults.evidence,
+        injection_prior=defaults.prior,
         rationale="reply",  # the free reply MMAD's protocol parses (`--score parsed`), not an explanation
     )
+    reasoning = reasoning_from_args(args, base)
     knowledge = args.knowledge or ("all" if reasoning.uses_knowledge else "none")
     if args.clip and knowledge != "retrieved":
         raise UserError("--clip chooses the retriever of --knowledge retrieved; add --knowledge retrieved")
     retriever = (args.clip or defaults.retriever) if knowledge == "retrieved" else ""
     return EvalRunConfig(
         data=str(data.resolve()),
-        backend=BackendConfig(model=args.model, quantization=args.quantization, device=args.device),
+        backend=backend,
         reasoning=reasoning,
         shots=defaults.shots if args.shots is None else args.shots,
         similar_template=args.similar_template,

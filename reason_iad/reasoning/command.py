@@ -7,7 +7,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-from reason_iad.config import MODES, AppConfig, BackendConfig, KnowledgeConfig, ReasoningConfig, with_model_defaults
+from reason_iad.cli_options import add_model_options, add_reasoning_options, backend_from_args, reasoning_from_args
+from reason_iad.config import AppConfig, KnowledgeConfig, with_model_defaults
 from reason_iad.errors import UserError
 
 
@@ -30,7 +31,6 @@ def register(subparsers) -> None:
         metavar="A=TEXT",
         help="an option, repeated: A=Yes. (or 'A. Yes.', or just the text: lettered in order)",
     )
-    parser.add_argument("--mode", choices=MODES, default="full")
     parser.add_argument("--dataset", help="the dataset the category belongs to (scopes retrieval and templates)")
     parser.add_argument(
         "--knowledge", metavar="FILE", help="JSON texts, {title, text} objects or MMAD domain_knowledge.json"
@@ -41,17 +41,8 @@ def register(subparsers) -> None:
         action="store_true",
         help="use the category's nearest normal exemplar as the one-shot template",
     )
-    parser.add_argument("--model", default="embedded", help="'embedded', a local folder or a Hugging Face id")
-    parser.add_argument("--quantization", choices=["none", "4bit", "8bit"], default="none")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--steps", type=int, default=ReasoningConfig.num_steps, help="latent reasoning steps")
-    parser.add_argument("--latents", type=int, default=ReasoningConfig.num_latent_tokens, help="latent tokens")
-    parser.add_argument(
-        "--readout",
-        choices=["letter", "likelihood"],
-        help="default: likelihood for the embedded model, letter otherwise",
-    )
-    parser.add_argument("--seed", type=int, default=ReasoningConfig.seed)
+    add_model_options(parser)
+    add_reasoning_options(parser)
     parser.add_argument("--json", action="store_true", help="print the whole Inspection (steps included) as JSON")
     parser.add_argument(
         "--card",
@@ -131,17 +122,9 @@ def run(args: argparse.Namespace) -> int:
     from reason_iad.reasoning.prompt import Question
 
     question = Question.parse(args.question, args.option or ())
-    backend = BackendConfig(model=args.model, quantization=args.quantization, device=args.device)
-    config = with_model_defaults(AppConfig(backend=backend, knowledge=KnowledgeConfig(db_uri=args.db)))
+    config = with_model_defaults(AppConfig(backend=backend_from_args(args), knowledge=KnowledgeConfig(db_uri=args.db)))
     config = dataclasses.replace(config, knowledge=follow_store(config.knowledge))  # a store keeps its embedders
-    reasoning = dataclasses.replace(
-        config.reasoning,
-        mode=args.mode,
-        num_steps=args.steps,
-        seed=args.seed,
-        num_latent_tokens=args.latents,
-        readout=args.readout or config.reasoning.readout,
-    )
+    reasoning = reasoning_from_args(args, config.reasoning)
     config = dataclasses.replace(config, reasoning=reasoning)
     image = load_image(args.image, "image")
     template = load_image(args.template, "template") if args.template else None
