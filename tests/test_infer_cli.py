@@ -68,6 +68,18 @@ def test_infer_json_has_the_whole_inspection(capsys, tmp_path):
     assert len(data["steps"]) == 3 and data["config"]["num_steps"] == 3
 
 
+def test_a_knowledge_file_keeps_the_memory_evidence_dataset_and_auto_template(capsys, tmp_path):
+    """`--knowledge FILE` replaces retrieval only: the embedded model still sees its evidence line and template."""
+    knowledge = tmp_path / "k.json"
+    knowledge.write_text(json.dumps({"SynthIAD": {"bottle": {"good": "Concentric rings.", "crack": "A dark line."}}}))
+    argv = ["infer", str(BOTTLE), "--category", "bottle", "--dataset", "SynthIAD", "--knowledge", str(knowledge)]
+    argv += ["--auto-template", "--db", str(tmp_path / "kb"), "--mode", "knowledge", "--json"]
+    assert main(argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["anomaly"] is not None and data["anomaly"]["verdict"] in ("normal", "suspicious", "anomalous")
+    assert data["template"].startswith("synthiad/bottle/") and data["knowledge"] == []  # the file's texts
+
+
 def test_infer_json_carries_the_cited_evidence(capsys, tmp_path):
     from reason_iad.types import Evidence
 

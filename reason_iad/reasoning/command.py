@@ -131,24 +131,15 @@ def run(args: argparse.Namespace) -> int:
     file_knowledge = read_knowledge(args.knowledge, args.category)
     use_store = reasoning.uses_knowledge and args.knowledge is None or args.auto_template or config.memory.enabled
     pipeline = Pipeline.load(config, with_knowledge=use_store)
-    if args.knowledge is not None:  # the file's texts, no retrieval and, as before, no visual memory
-        inspection = pipeline.inspect(
-            image,
-            question=question,
-            category=args.category,
-            template=template,
-            knowledge_texts=file_knowledge,
-            use_memory=False,
-        )
-    else:
-        inspection = pipeline.inspect(
-            image,
-            question=question,
-            category=args.category,
-            dataset=args.dataset,
-            template=template,
-            auto_template=args.auto_template,
-        )
+    inspection = pipeline.inspect(  # with --knowledge FILE, its texts instead of retrieval; all else the same
+        image,
+        question=question,
+        category=args.category,
+        dataset=args.dataset,
+        template=template,
+        auto_template=args.auto_template,
+        knowledge_texts=file_knowledge if args.knowledge is not None else None,
+    )
     print(inspection.to_json() if args.json else format_inspection(inspection))
     if args.card:
         from reason_iad.replay import card_for
