@@ -238,7 +238,12 @@ class AppConfig:
             data = json.loads(text)
         except json.JSONDecodeError as err:
             raise UserError(f"config is not valid JSON: {err}") from err
-        return _build(cls, data, "config")
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "config") -> AppConfig:
+        """Build from `dataclasses.asdict` output; unknown keys and bad values are refused with a clear message."""
+        return _build(cls, data, where)
 
     @classmethod
     def load(cls, path: str | Path) -> AppConfig:

@@ -27,7 +27,7 @@ def dataset(tmp_path_factory):
 
 
 def _config(dataset, tiny_model_dirs, knowledge="retrieved", **reasoning) -> EvalRunConfig:
-    return EvalRunConfig(
+    return EvalRunConfig.of(
         data=str(dataset),
         backend=BackendConfig(model=str(tiny_model_dirs["qwen2_5_vl"]), device="cpu"),
         reasoning=ReasoningConfig(**{"mode": "knowledge", "max_new_tokens": 2, **reasoning}),
@@ -109,7 +109,8 @@ def test_a_run_with_evidence_records_answers_for_every_question(dataset, tiny_mo
     assert result.answered_now == 6 and len(records) == 6
     assert all(r.readout_answer in r.options for r in records)
     run = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert run["config"]["reasoning"]["evidence"] == "text" and run["config"]["retriever"] == "tiny_clip"
+    assert run["config"]["app"]["reasoning"]["evidence"] == "text"
+    assert run["config"]["app"]["knowledge"]["image_embedder"] == "tiny_clip"
 
 
 def test_the_anomaly_prior_of_a_real_family_model_comes_from_the_datasets_memory(
@@ -134,7 +135,7 @@ def test_the_anomaly_prior_of_a_real_family_model_comes_from_the_datasets_memory
 
 
 def test_no_memory_or_knowledge_base_without_evidence_prior_or_retrieval(dataset, tiny_model_dirs, tiny_backends):
-    config = EvalRunConfig(
+    config = EvalRunConfig.of(
         data=str(dataset),
         backend=BackendConfig(model=str(tiny_model_dirs["qwen2_5_vl"])),
         reasoning=ReasoningConfig(mode="plain"),

@@ -140,7 +140,7 @@ def test_resuming_with_another_configuration_is_refused(dataset, model, tmp_path
     assert main(_eval(dataset, tmp_path / "run", model, "--mode", "plain", "--limit", "2")) == 0
     before = (tmp_path / "run" / "answers.jsonl").read_bytes()
     assert main(_eval(dataset, tmp_path / "run", model, "--mode", "plain", "--limit", "2", "--seed", "7")) == 2
-    assert "another configuration (reasoning.seed: 42 -> 7)" in capsys.readouterr().err
+    assert "another configuration (app.reasoning.seed: 42 -> 7)" in capsys.readouterr().err
     assert (tmp_path / "run" / "answers.jsonl").read_bytes() == before
 
 

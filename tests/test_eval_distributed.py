@@ -13,7 +13,7 @@ def test_two_ray_workers_give_the_single_process_answers(tmp_path, tiny_model_di
     pytest.importorskip("ray")
     data = tmp_path / "data"
     generate_dataset(data, per_category=1, image_size=64, categories=["bottle", "carpet"])
-    config = EvalRunConfig(
+    config = EvalRunConfig.of(
         data=str(data),
         backend=BackendConfig(model=str(tiny_model_dirs["qwen2_5_vl"]), device="cpu"),
         reasoning=ReasoningConfig(mode="full", num_steps=2, num_latent_tokens=2, max_new_tokens=4),

@@ -26,7 +26,7 @@ def run(dataset, tiny_model_dirs, tmp_path_factory):
     from reason_iad.backends.loading import load_backend
 
     model = str(tiny_model_dirs["qwen2_5_vl"])
-    config = EvalRunConfig(
+    config = EvalRunConfig.of(
         data=str(dataset),
         backend=BackendConfig(model=model, device="cpu"),
         reasoning=ReasoningConfig(mode="full", num_steps=2, num_latent_tokens=2, max_new_tokens=2, evidence="text"),

@@ -1,8 +1,9 @@
+import dataclasses
 import json
 
 import pytest
 
-from reason_iad.config import BackendConfig, ReasoningConfig
+from reason_iad.config import AppConfig, BackendConfig, KnowledgeConfig, ReasoningConfig
 from reason_iad.errors import UserError
 from reason_iad.eval.answers import AnswerWriter, comparable, read_answers
 from reason_iad.eval.run_config import EvalRunConfig
@@ -19,7 +20,7 @@ def dataset(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def config(dataset, tiny_model_dirs):
-    return EvalRunConfig(
+    return EvalRunConfig.of(
         data=str(dataset),
         backend=BackendConfig(model=str(tiny_model_dirs["qwen2_5_vl"]), device="cpu"),
         reasoning=ReasoningConfig(mode="full", num_steps=1, num_latent_tokens=2, max_new_tokens=4),
@@ -51,7 +52,7 @@ def test_a_run_writes_one_line_per_question_run_json_and_the_report(uninterrupte
         "heatmap.html",
     }
     run = json.loads((run_dir / "run.json").read_text())
-    assert run["config"]["reasoning"]["num_steps"] == 1 and run["questions"] == len(answers)
+    assert run["config"]["app"]["reasoning"]["num_steps"] == 1 and run["questions"] == len(answers)
     line = json.loads((run_dir / "answers.jsonl").read_text().splitlines()[0])
     assert line["readout"] == "letter" and line["readout_answer"] in line["options"]
     assert "parsed_answer" in line and isinstance(line["reply"], str) and line["template"]
@@ -88,7 +89,7 @@ def test_another_configuration_in_the_run_folder_is_refused_and_nothing_changes(
     run_dir = tmp_path / "run"
     run_eval(config, run_dir, backend=backend, progress=False, limit=2)
     before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
-    other = EvalRunConfig(**{**config.__dict__, "shots": 0})
+    other = dataclasses.replace(config, shots=0)
     with pytest.raises(UserError, match=r"another configuration \(shots: 1 -> 0\)"):
         run_eval(other, run_dir, backend=backend, progress=False)
     assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
@@ -102,13 +103,8 @@ def test_a_foreign_non_empty_folder_is_refused(config, backend, tmp_path):
 
 
 def test_parsed_score_and_likelihood_readout(config, backend, tmp_path):
-    likelihood = EvalRunConfig(
-        **{
-            **config.__dict__,
-            "reasoning": ReasoningConfig(mode="plain", readout="likelihood", max_new_tokens=4),
-            "knowledge": "none",
-        }
-    )
+    reasoning = ReasoningConfig(mode="plain", readout="likelihood", max_new_tokens=4)
+    likelihood = dataclasses.replace(config, app=dataclasses.replace(config.app, reasoning=reasoning), knowledge="none")
     result = run_eval(likelihood, tmp_path / "lik", backend=backend, progress=False, limit=4, score="parsed")
     assert result.scored.scores.source == "parsed" and result.scored.scores.readouts == ("likelihood",)
     assert "letter parsed from the reply" in result.report.markdown
@@ -129,12 +125,24 @@ def test_a_corrupt_complete_line_is_refused(tmp_path):
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"retriever": "tiny_clip"}, "only with --knowledge retrieved"),
+        ({"app": AppConfig(knowledge=KnowledgeConfig(image_embedder="tiny_clip"))}, "only with --knowledge retrieved"),
         ({"knowledge": "none"}, "puts knowledge in the prompt"),
         ({"shots": 2}, "shots must be 0 or 1"),
-        ({"reasoning": ReasoningConfig(mode="plain")}, "uses no knowledge"),
+        ({"app": AppConfig(reasoning=ReasoningConfig(mode="plain"))}, "uses no knowledge"),
     ],
 )
 def test_run_config_refusals(config, changes, message):
     with pytest.raises(UserError, match=message):
-        EvalRunConfig(**{**config.__dict__, **changes})
+        dataclasses.replace(config, **changes)
+
+
+def test_a_run_file_of_format_1_is_read_in_todays_layout(tmp_path):
+    from reason_iad.eval.run_config import read_run_file
+
+    old = {"data": "/d", "backend": {"model": "m"}, "reasoning": {"mode": "knowledge"}, "knowledge": "retrieved"}
+    (tmp_path / "run.json").write_text(json.dumps({"format": 1, "config": {**old, "retriever": "tiny_clip"}}))
+    config = EvalRunConfig.from_dict(read_run_file(tmp_path)["config"])
+    assert (config.backend.model, config.reasoning.mode, config.retriever) == ("m", "knowledge", "tiny_clip")
+    (tmp_path / "run.json").write_text(json.dumps({"format": "two", "config": old}))
+    with pytest.raises(UserError, match="'format' must be a number"):
+        read_run_file(tmp_path)

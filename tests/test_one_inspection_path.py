@@ -40,7 +40,7 @@ def test_infer_eval_and_the_studio_give_the_same_inspection(tmp_path, capsys):
     generate_dataset(root, seed=11, per_category=2, image_size=128, categories=["carpet"], templates=4)
     defaults = with_model_defaults(AppConfig())
     reasoning = dataclasses.replace(defaults.reasoning, num_steps=3, num_latent_tokens=2, seed=5)
-    config = EvalRunConfig(
+    config = EvalRunConfig.of(
         data=str(root), reasoning=reasoning, knowledge="retrieved", retriever=defaults.knowledge.image_embedder
     )
     eval_set = read_set(config)

@@ -86,10 +86,10 @@ def run_eval_bench(
     with tempfile.TemporaryDirectory(prefix="reason-iad-bench-eval-") as tmp:
         root = Path(tmp)
         summary = generate_dataset(root / "data", per_category=per_category, image_size=64, categories=categories)
-        config = EvalRunConfig(
-            data=str(root / "data"),
-            backend=BackendConfig(model=model),
-            reasoning=ReasoningConfig(mode="full", num_steps=steps, max_new_tokens=max_new_tokens),
+        config = EvalRunConfig.of(
+            str(root / "data"),
+            BackendConfig(model=model),
+            ReasoningConfig(mode="full", num_steps=steps, max_new_tokens=max_new_tokens),
         )
         single = run_eval(config, root / "single", progress=False, threads=threads)
         cluster = ClusterConfig(workers=workers, threads_per_worker=threads)

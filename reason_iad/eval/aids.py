@@ -12,13 +12,14 @@ wraps it in the same `Pipeline` the studio and `infer` use (so a question is ans
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from reason_iad.config import AppConfig, KnowledgeConfig, MemoryConfig
+from reason_iad.config import AppConfig
 from reason_iad.errors import UserError
 from reason_iad.eval.reader import KNOWLEDGE_DATASET_ALIASES, KNOWLEDGE_FILE, EvalSet
 from reason_iad.eval.run_config import EvalRunConfig
@@ -37,13 +38,8 @@ def wants_memory(config: EvalRunConfig) -> bool:
 
 
 def app_config(config: EvalRunConfig) -> AppConfig:
-    """The application configuration a run's settings amount to (the harness's knowledge: top 3 plus normal)."""
-    return AppConfig(
-        backend=config.backend,
-        reasoning=config.reasoning,
-        knowledge=KnowledgeConfig(top_k=3, include_normal_entry=True, image_embedder=config.retriever),
-        memory=MemoryConfig(enabled=wants_memory(config)),
-    )
+    """The run's application configuration, its visual memory on exactly when the run consults one."""
+    return dataclasses.replace(config.app, memory=dataclasses.replace(config.app.memory, enabled=wants_memory(config)))
 
 
 @dataclass

@@ -230,17 +230,17 @@ def build_config(args: argparse.Namespace, note: Callable[[str], None] = _to_std
     if args.clip and knowledge != "retrieved":
         raise UserError("--clip chooses the retriever of --knowledge retrieved; add --knowledge retrieved")
     retriever = (args.clip or defaults.retriever) if knowledge == "retrieved" else ""
-    return EvalRunConfig(
-        data=str(data.resolve()),
-        backend=backend,
-        reasoning=reasoning,
+    return EvalRunConfig.of(
+        str(data.resolve()),
+        backend,
+        reasoning,
+        retriever,
         shots=defaults.shots if args.shots is None else args.shots,
         similar_template=args.similar_template,
         knowledge=knowledge,
         categories=_names(args.categories),
         subtasks=_names(args.subtasks),
         skip_missing=args.skip_missing,
-        retriever=retriever,
     )
 
 

@@ -12,29 +12,63 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reason_iad.config import BackendConfig, ReasoningConfig
+from reason_iad.config import AppConfig, BackendConfig, KnowledgeConfig, ReasoningConfig
 from reason_iad.errors import UserError
 from reason_iad.eval.answers import ANSWERS_FILE
 
 RUN_FILE = "run.json"
-RUN_FORMAT = 1
+RUN_FORMAT = 2  # 2: the configuration composes AppConfig ("app"); 1 had backend, reasoning, retriever at the top
 KNOWLEDGE_MODES: tuple[str, ...] = ("none", "all", "retrieved")
 
 
 @dataclass(frozen=True)
 class EvalRunConfig:
-    """The settings that decide a run's answers."""
+    """The settings that decide a run's answers: the application's configuration plus what is about the run.
+
+    `app` holds the model, the reasoning, the knowledge base's settings (its image embedder is the retriever of
+    `--knowledge retrieved`) and the visual memory's, exactly as the studio and `infer` read them.
+    """
 
     data: str  # the data root (absolute) or its mmad.json
-    backend: BackendConfig = field(default_factory=BackendConfig)
-    reasoning: ReasoningConfig = field(default_factory=ReasoningConfig)
+    app: AppConfig = field(default_factory=AppConfig)
     shots: int = 1
     similar_template: bool = False
     knowledge: str = "all"  # none | all (MMAD: every entry of the category) | retrieved (knowledge base)
     categories: tuple[str, ...] = ()
     subtasks: tuple[str, ...] = ()
     skip_missing: bool = False
-    retriever: str = ""  # image embedder for --knowledge retrieved ("": rank by the question's meaning)
+
+    @classmethod
+    def of(
+        cls,
+        data: str,
+        backend: BackendConfig | None = None,
+        reasoning: ReasoningConfig | None = None,
+        retriever: str = "",
+        **run,
+    ) -> EvalRunConfig:
+        """A run of `backend` with `reasoning`, retrieving with the image embedder `retriever` ("": by meaning)."""
+        app = AppConfig(
+            backend=backend or BackendConfig(),
+            reasoning=reasoning or ReasoningConfig(),
+            knowledge=KnowledgeConfig(image_embedder=retriever),
+        )
+        return cls(data=data, app=app, **run)
+
+    @property
+    def backend(self) -> BackendConfig:
+        """The model."""
+        return self.app.backend
+
+    @property
+    def reasoning(self) -> ReasoningConfig:
+        """The reasoning settings."""
+        return self.app.reasoning
+
+    @property
+    def retriever(self) -> str:
+        """The image embedder of `--knowledge retrieved` ("": rank by the question's meaning)."""
+        return self.app.knowledge.image_embedder
 
     def __post_init__(self) -> None:
         if self.shots not in (0, 1):
@@ -60,15 +94,28 @@ class EvalRunConfig:
     @classmethod
     def from_dict(cls, data: dict) -> EvalRunConfig:
         """Rebuild from `to_dict` output (raises `UserError` on unknown or bad fields)."""
+        if not isinstance(data, dict):
+            raise UserError("not an evaluation run configuration: expected a JSON object")
         try:
             values = dict(data)
-            values["backend"] = BackendConfig(**values.get("backend", {}))
-            values["reasoning"] = ReasoningConfig(**values.get("reasoning", {}))
+            values["app"] = AppConfig.from_dict(values.get("app", {}), "run configuration: app")
             values["categories"] = tuple(values.get("categories", ()))
             values["subtasks"] = tuple(values.get("subtasks", ()))
             return cls(**values)
         except (TypeError, AttributeError) as err:
             raise UserError(f"not an evaluation run configuration: {err}") from err
+
+
+def upgraded(config: dict, run_format: int) -> dict:
+    """A run file's configuration in today's layout (format 1 kept backend, reasoning and retriever at the top)."""
+    if run_format >= 2 or not isinstance(config, dict):
+        return config
+    config = dict(config)
+    app = {"backend": config.pop("backend", {}), "reasoning": config.pop("reasoning", {})}
+    retriever = config.pop("retriever", "")
+    if retriever:
+        app["knowledge"] = {"image_embedder": retriever}
+    return {**config, "app": app}
 
 
 def _differences(stored: dict, wanted: dict, prefix: str = "") -> list[str]:
@@ -93,7 +140,10 @@ def read_run_file(run_dir: str | Path) -> dict:
         raise UserError(f"cannot read {path}: {err}") from err
     if not isinstance(data, dict) or not isinstance(data.get("config"), dict):
         raise UserError(f"{path} is not a run file (no 'config' object)")
-    return data
+    run_format = data.get("format", 1)
+    if not isinstance(run_format, int):
+        raise UserError(f"{path}: 'format' must be a number, not {run_format!r}")
+    return {**data, "config": upgraded(data["config"], run_format)}
 
 
 def check_run_dir(run_dir: str | Path, config: EvalRunConfig) -> bool:
