@@ -17,7 +17,7 @@ from PIL import Image
 
 from demo.gallery import GalleryItem
 from demo.ground_truth import GroundTruth, GroundTruthIndex
-from reason_iad.config import MODES, ReasoningConfig
+from reason_iad.config import DEFAULT_REWARD_WEIGHTS, MODES, ReasoningConfig
 from reason_iad.errors import UserError
 from reason_iad.images import load_image
 from reason_iad.reasoning.prompt import Question
@@ -26,38 +26,56 @@ from reason_iad.types import InspectionEvent
 ANY_CATEGORY = "auto-detect"
 
 
+WEIGHT_SUFFIX = "_reward_weight"
+
+
+def weight_control(reward: str) -> str:
+    """The control (and `/inspect` parameter) name of a reward's weight: `answer` -> `answer_reward_weight`."""
+    return reward + WEIGHT_SUFFIX
+
+
 @dataclass(frozen=True)
 class ReasoningSettings:
-    """The studio's reasoning controls."""
+    """The studio's reasoning controls: a few `ReasoningConfig` fields and one weight per reward (`REWARDS`)."""
 
     mode: str = "full"
     num_latent_tokens: int = 4
     num_steps: int = 15
     patches_per_step: int = 2
-    answer_reward_weight: float = 1.0
-    latent_reward_weight: float = 0.5
     readout: str = "letter"
     evidence: str = "none"
     injection_prior: str = "attention"
+    reward_weights: dict[str, float] = dataclasses.field(default_factory=lambda: dict(DEFAULT_REWARD_WEIGHTS))
 
     @classmethod
     def from_config(cls, config: ReasoningConfig) -> ReasoningSettings:
         """The controls as a loaded configuration sets them."""
         return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
 
+    @classmethod
+    def from_controls(cls, values: dict) -> ReasoningSettings:
+        """From control values keyed as `controls()` keys them (each reward's weight as `<reward>_reward_weight`)."""
+        plain = {k: v for k, v in values.items() if not k.endswith(WEIGHT_SUFFIX)}
+        weights = {k.removesuffix(WEIGHT_SUFFIX): v for k, v in values.items() if k.endswith(WEIGHT_SUFFIX)}
+        unknown = sorted(set(plain) - ({f.name for f in dataclasses.fields(cls)} - {"reward_weights"}))
+        if unknown:
+            raise UserError(f"unknown settings {unknown}")
+        return cls(**plain, reward_weights=weights or dict(DEFAULT_REWARD_WEIGHTS))
+
+    def controls(self) -> dict[str, object]:
+        """The settings flat, keyed by control name (the inverse of `from_controls`)."""
+        plain = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "reward_weights"}
+        return plain | {weight_control(name): weight for name, weight in self.reward_weights.items()}
+
     def to_config(self, base: ReasoningConfig) -> ReasoningConfig:
         """These settings over the app's defaults (validated by `ReasoningConfig`)."""
         if self.mode not in MODES:
             raise UserError(f"mode must be one of {MODES}")
-        numbers = {
-            "num_latent_tokens": int,
-            "num_steps": int,
-            "patches_per_step": int,
-            "answer_reward_weight": float,
-            "latent_reward_weight": float,
-        }  # sliders send floats
+        integers = ("num_latent_tokens", "num_steps", "patches_per_step")  # sliders send floats
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return dataclasses.replace(base, **{k: numbers[k](v) if k in numbers else v for k, v in values.items()})
+        values |= {k: int(values[k]) for k in integers}
+        values["reward_weights"] = {k: float(v) for k, v in self.reward_weights.items()}
+        return dataclasses.replace(base, **values)
 
 
 def parse_question(text: str, options_text: str) -> Question:

@@ -7,16 +7,24 @@ and mapped onto these fields; the library takes config objects, never globals.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args, get_type_hints
 
 from reason_iad.errors import UserError
 
 Quantization = Literal["none", "4bit", "8bit"]
 Mode = Literal["plain", "knowledge", "latent", "full"]
-MODES: tuple[str, ...] = ("plain", "knowledge", "latent", "full")
+EvidenceMode = Literal["none", "highlight", "contour", "box", "text"]  # how the visual memory is shown to the model
+InjectionPrior = Literal["attention", "anomaly", "mix"]  # what proposes the injected patches
+Readout = Literal["letter", "likelihood"]
+RationaleStyle = Literal["followup", "continue", "reply", "none"]  # how the explanation is decoded (rationale.py)
+RewardName = Literal["answer", "latent", "confidence"]  # the rewards of `reasoning.reward.REWARDS`
+DEFAULT_REWARD_WEIGHTS: dict[str, float] = {"answer": 1.0, "latent": 0.5, "confidence": 0.0}
+MODES: tuple[str, ...] = get_args(Mode)
 DEFAULT_MODEL = "embedded"
 """The model name that selects the small demonstration model shipped in `reason_iad/assets/`."""
 
@@ -51,60 +59,39 @@ class ReasoningConfig:
     sigma_decay: float = 0.95
     learning_rate: float = 0.01
     optimizer: Literal["es", "autograd"] = "es"
-    answer_reward_weight: float = 1.0
-    latent_reward_weight: float = 0.5
-    confidence_reward_weight: float = 0.0
+    reward_weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_REWARD_WEIGHTS))  # by RewardName
     reward_top_k: int = 10
     inject_patches: bool = True
     patches_per_step: int = 2
     patch_budget: int = 16
     patch_scoring: Literal["attention", "similarity"] = "attention"
-    injection_prior: Literal["attention", "anomaly", "mix"] = "attention"  # anomaly/mix need the visual memory
-    evidence: Literal["none", "highlight", "contour", "box", "text"] = "none"  # the visual memory shown to the model
+    injection_prior: InjectionPrior = "attention"  # anomaly/mix need the visual memory
+    evidence: EvidenceMode = "none"  # the visual memory shown to the model
     prior_weight: float = 0.5  # weight of the anomaly map in "mix"
-    readout: Literal["letter", "likelihood"] = "letter"
-    rationale: Literal["followup", "continue", "reply", "none"] = "followup"  # how it is decoded (rationale.py)
+    readout: Readout = "letter"
+    rationale: RationaleStyle = "followup"  # how it is decoded (rationale.py)
     rationale_prompt: str = "In one sentence, what in the image supports this answer?"
     max_new_tokens: int = 64
     min_new_tokens: int = 0  # decode at least this many tokens (benchmarks compare fixed-length answers)
     seed: int = 42
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "reward_weights", _reward_weights(self.reward_weights))
         checks = [
-            (self.mode in MODES, f"mode must be one of {MODES}, not {self.mode!r}"),
             (1 <= self.num_latent_tokens <= 64, "num_latent_tokens must be between 1 and 64"),
             (0 <= self.num_steps <= 500, "num_steps must be between 0 and 500"),
             (1 <= self.num_noise_pairs <= 64, "num_noise_pairs must be between 1 and 64"),
             (0 < self.sigma_scale <= 10, "sigma_scale must be in (0, 10]"),
             (0 < self.sigma_decay <= 1, "sigma_decay must be in (0, 1]"),
             (0 < self.learning_rate <= 10, "learning_rate must be in (0, 10]"),
-            (self.optimizer in ("es", "autograd"), "optimizer must be es or autograd"),
-            (
-                min(self.answer_reward_weight, self.latent_reward_weight, self.confidence_reward_weight) >= 0,
-                "reward weights must not be negative",
-            ),
-            (
-                self.answer_reward_weight + self.latent_reward_weight + self.confidence_reward_weight > 0,
-                "at least one reward weight must be positive",
-            ),
             (1 <= self.reward_top_k <= 1000, "reward_top_k must be between 1 and 1000"),
             (0 <= self.patches_per_step <= 64 and 0 <= self.patch_budget <= 256, "patch counts out of range"),
-            (self.patch_scoring in ("attention", "similarity"), "patch_scoring must be attention or similarity"),
-            (self.injection_prior in ("attention", "anomaly", "mix"), "injection_prior: attention, anomaly or mix"),
             (0 <= self.prior_weight <= 1, "prior_weight must be between 0 and 1"),
-            (
-                self.evidence in ("none", "highlight", "contour", "box", "text"),
-                "evidence: none, highlight, contour, box or text",
-            ),
-            (self.readout in ("letter", "likelihood"), "readout must be letter or likelihood"),
-            (
-                self.rationale in ("followup", "continue", "reply", "none"),
-                "rationale must be followup, continue, reply or none",
-            ),
             (0 < len(self.rationale_prompt.strip()) <= 500, "rationale_prompt must hold 1 to 500 characters"),
             (1 <= self.max_new_tokens <= 2048, "max_new_tokens must be between 1 and 2048"),
             (0 <= self.min_new_tokens <= self.max_new_tokens, "min_new_tokens must be between 0 and max_new_tokens"),
         ]
+        _check_choices(self)
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
@@ -118,6 +105,44 @@ class ReasoningConfig:
     def uses_latents(self) -> bool:
         """Whether latent think tokens are optimised."""
         return self.mode in ("latent", "full")
+
+
+def choices(config_class: type, name: str) -> tuple[str, ...]:
+    """The allowed values of a config field typed with a `Literal` (the one list every menu and flag reads)."""
+    return get_args(_hints(config_class)[name])
+
+
+@functools.cache
+def _hints(config_class: type) -> dict[str, Any]:
+    return get_type_hints(config_class)
+
+
+def _check_choices(config) -> None:
+    """Refuse a value outside its field's `Literal` choices, naming them."""
+    for item in dataclasses.fields(config):
+        allowed = choices(type(config), item.name)
+        value = getattr(config, item.name)
+        if allowed and all(isinstance(a, str) for a in allowed) and value not in allowed:
+            raise UserError(f"{item.name} must be one of {', '.join(allowed)}, not {value!r}")
+
+
+def _reward_weights(weights) -> dict[str, float]:
+    """Reward weights by name, validated; names left out weigh 0."""
+    names = get_args(RewardName)
+    if not isinstance(weights, Mapping):
+        raise UserError(f"reward_weights must map reward names ({', '.join(names)}) to weights")
+    unknown = sorted(set(weights) - set(names))
+    if unknown:
+        raise UserError(f"unknown rewards {unknown}; known: {', '.join(names)}")
+    try:
+        out = {name: float(weights.get(name, 0.0)) for name in names}
+    except (TypeError, ValueError) as err:
+        raise UserError(f"reward weights must be numbers: {err}") from err
+    if min(out.values()) < 0 or not all(w == w and w != float("inf") for w in out.values()):
+        raise UserError("reward weights must be finite and not negative")
+    if sum(out.values()) <= 0:
+        raise UserError("at least one reward weight must be positive")
+    return out
 
 
 @dataclass(frozen=True)

@@ -250,6 +250,7 @@ def apply_evidence(image: Image.Image, evidence, mode: str):
     if evidence is None:
         return image, "", None, None
     from reason_iad.memory import draw_evidence, evidence_text, token_prior
+    from reason_iad.memory.evidence import VISUAL_MODES
 
     row, col = np.unravel_index(int(np.argmax(evidence.anomaly_map)), evidence.anomaly_map.shape)
     summary = AnomalySummary(
@@ -261,7 +262,7 @@ def apply_evidence(image: Image.Image, evidence, mode: str):
         mode,
         (int(col), int(row)),
     )
-    query = draw_evidence(image, evidence, mode) if mode in ("highlight", "contour", "box") else image
+    query = draw_evidence(image, evidence, mode) if mode in VISUAL_MODES else image
     line = evidence_text(evidence) if mode == "text" else ""
     return query, line, (lambda boxes: token_prior(evidence, boxes)), summary
 

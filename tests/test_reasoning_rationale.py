@@ -15,9 +15,7 @@ from reason_iad.types import Evidence, Inspection
 
 OPTIONS = (("A", "Scratch"), ("B", "Hole"), ("C", "Color stain"))
 HELPFUL = (0.0, 0.0, 0.0, 0.0, 0.0, 3.0, 0.0, 2.5) + (0.0,) * 8
-CONFIG = ReasoningConfig(
-    mode="latent", num_latent_tokens=2, num_steps=3, answer_reward_weight=1.0, latent_reward_weight=0.0
-)
+CONFIG = ReasoningConfig(mode="latent", num_latent_tokens=2, num_steps=3, reward_weights={"answer": 1.0})
 
 
 class Talkative(FakeBackend):

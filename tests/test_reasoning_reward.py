@@ -77,3 +77,26 @@ def test_confidence_reward_is_bounded_like_the_other_rewards():
     even[..., :10] = 0.0  # the top 10 share all the mass evenly: the least confident top-10 shape
     assert confidence_reward(even, k=10).item() == pytest.approx(0.0, abs=1e-6)
     assert confidence_reward(_one_hot_logits(latents=1), k=10).item() > 0.9
+
+
+def test_the_reward_registry_and_the_config_name_the_same_rewards():
+    from typing import get_args
+
+    from reason_iad.config import DEFAULT_REWARD_WEIGHTS, ReasoningConfig, RewardName
+    from reason_iad.errors import UserError
+    from reason_iad.reasoning.reward import REWARDS
+
+    assert tuple(REWARDS) == get_args(RewardName) == tuple(DEFAULT_REWARD_WEIGHTS)
+    assert ReasoningConfig(reward_weights={"latent": 2}).reward_weights == {
+        "answer": 0.0,
+        "latent": 2.0,
+        "confidence": 0.0,
+    }
+    for weights, message in (
+        ({"answr": 1.0}, "unknown rewards"),
+        ({"answer": -1.0}, "not negative"),
+        ({"answer": 0.0}, "at least one"),
+        ([1.0], "must map"),
+    ):
+        with pytest.raises(UserError, match=message):
+            ReasoningConfig(reward_weights=weights)

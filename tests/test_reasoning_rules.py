@@ -23,8 +23,7 @@ ANSWER_ONLY = ReasoningConfig(
     num_latent_tokens=2,
     num_steps=8,
     inject_patches=False,
-    answer_reward_weight=1.0,
-    latent_reward_weight=0.0,
+    reward_weights={"answer": 1.0},
 )
 HELPFUL = (0.0, 0.0, 0.0, 0.0, 0.0, 3.0, 0.0, 2.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
 HARMFUL = (-0.25,) * 16  # pulls the answer back towards 50/50: every patch lowers the reward
@@ -51,7 +50,7 @@ def test_es_update_climbs_the_reward():
 
 def test_latent_reward_alone_is_climbed_too():
     """Rule: the latent-entropy reward is maximised (its sign), not only the answer reward."""
-    config = dataclasses.replace(ANSWER_ONLY, answer_reward_weight=0.0, latent_reward_weight=1.0, learning_rate=0.2)
+    config = dataclasses.replace(ANSWER_ONLY, reward_weights={"latent": 1.0}, learning_rate=0.2)
     rewards = [s.reward for s in _run(FakeBackend(), config).steps]
     assert rewards[-1] > rewards[0]
 

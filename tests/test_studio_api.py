@@ -49,6 +49,7 @@ INSPECT_PARAMETERS = [
     "patches_per_step",
     "answer_reward_weight",
     "latent_reward_weight",
+    "confidence_reward_weight",
     "readout",
     "evidence",
     "injection_prior",

@@ -204,17 +204,22 @@ def test_the_controls_start_from_the_loaded_configuration_and_cover_every_settin
     import gradio as gr
 
     from demo.tabs.inspect import reasoning_controls
+    from reason_iad.reasoning.reward import REWARDS
 
-    config = ReasoningConfig(num_steps=7, answer_reward_weight=0.3, latent_reward_weight=0.2, readout="likelihood")
+    weights = {"answer": 0.3, "latent": 0.2, "confidence": 0.7}
+    config = ReasoningConfig(num_steps=7, reward_weights=weights, readout="likelihood")
     settings = ReasoningSettings.from_config(config)
-    assert (settings.num_steps, settings.answer_reward_weight, settings.latent_reward_weight) == (7, 0.3, 0.2)
+    assert (settings.num_steps, settings.reward_weights) == (7, weights)
     assert settings.to_config(ReasoningConfig()) == dataclasses.replace(
         ReasoningConfig(), **dataclasses.asdict(settings)
     )
     with gr.Blocks():
         controls = reasoning_controls(settings)
-    assert set(controls) == {f.name for f in dataclasses.fields(ReasoningSettings)}
-    assert controls["answer_reward_weight"].value == 0.3 and controls["readout"].value == "likelihood"
+    assert set(controls) == set(settings.controls())  # one control per setting, a weight slider per reward
+    assert {f"{name}_reward_weight" for name in REWARDS} <= set(controls)
+    assert controls["answer_reward_weight"].value == 0.3 and controls["confidence_reward_weight"].value == 0.7
+    assert controls["readout"].value == "likelihood"
+    assert ReasoningSettings.from_controls({k: c.value for k, c in controls.items()}) == settings
 
 
 # ---------------------------------------------------------------------------------------------- layout

@@ -143,14 +143,15 @@ def test_compare_starts_from_the_loaded_configuration_not_fixed_weights(handlers
     from demo.comparison import CompareHandlers, CompareSlot
 
     reasoning = dataclasses.replace(
-        handlers.pipeline.config.reasoning, answer_reward_weight=0.25, latent_reward_weight=1.5, patches_per_step=1
+        handlers.pipeline.config.reasoning, reward_weights={"answer": 0.25, "latent": 1.5}, patches_per_step=1
     )
     handlers.pipeline.config = dataclasses.replace(handlers.pipeline.config, reasoning=reasoning)
     [(_, inspection)] = CompareHandlers(handlers).compare(
         solid((200, 10, 10)), "Test / wood", "", "", [CompareSlot("latent")], 1, 2
     )
     used = inspection.config
-    assert (used["answer_reward_weight"], used["latent_reward_weight"], used["patches_per_step"]) == (0.25, 1.5, 1)
+    assert used["reward_weights"] == {"answer": 0.25, "latent": 1.5, "confidence": 0.0}
+    assert used["patches_per_step"] == 1
     assert (used["mode"], used["num_steps"], used["num_latent_tokens"]) == ("latent", 1, 2)  # the tab's own controls
 
 

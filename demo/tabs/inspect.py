@@ -2,7 +2,8 @@
 
 The run streams the pipeline's typed events through `demo.events.event_outputs` (dict outputs, nothing by
 position). Its public endpoint `/inspect` takes named parameters: `image`, `category`, `question`, `options`,
-`template`, `auto_template`, `pinned` and the `ReasoningSettings` fields (`mode`, `num_latent_tokens`, ...).
+`template`, `auto_template`, `pinned` and the reasoning controls (`mode`, `num_latent_tokens`, ..., one
+`<reward>_reward_weight` per reward of `reasoning.reward.REWARDS`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,16 @@ from demo import render
 from demo.common import MODEL_RUN, gpu, guarded
 from demo.events import InspectRun, InspectView, event_outputs, patch_view, starting_outputs
 from demo.gallery import GalleryItem, mask_annotations, questions_markdown
-from demo.handlers import ANY_CATEGORY, ReasoningSettings, StudioHandlers, category_choices, uploaded_image
-from reason_iad.config import MODES, ReasoningConfig
+from demo.handlers import (
+    ANY_CATEGORY,
+    ReasoningSettings,
+    StudioHandlers,
+    category_choices,
+    uploaded_image,
+    weight_control,
+)
+from reason_iad.config import MODES, ReasoningConfig, choices
+from reason_iad.reasoning.reward import REWARDS
 
 
 @dataclass(frozen=True)
@@ -32,7 +41,7 @@ class InspectForm:
     options: gr.Textbox
     template: gr.Image
     auto_template: gr.Checkbox
-    settings: dict[str, gr.components.Component]  # keyed by `ReasoningSettings` field names
+    settings: dict[str, gr.components.Component]  # keyed by control name (`ReasoningSettings.controls`)
     pins: gr.CheckboxGroup
     pin_note: gr.Markdown
     run: gr.Button
@@ -102,22 +111,26 @@ def _form(defaults: ReasoningConfig, items: list[GalleryItem], choices: list[str
 
 
 def reasoning_controls(start: ReasoningSettings) -> dict[str, gr.components.Component]:
-    """One control per `ReasoningSettings` field, keyed by the field's name (the API parameter's name)."""
+    """One control per setting, keyed by its control name (the API parameter's name; a slider per reward)."""
     controls = {
         "mode": gr.Radio(list(MODES), value=start.mode, label="Mode"),
         "num_latent_tokens": gr.Slider(1, 16, value=start.num_latent_tokens, step=1, label="Latent tokens"),
         "num_steps": gr.Slider(1, 40, value=start.num_steps, step=1, label="Steps"),
         "patches_per_step": gr.Slider(0, 8, value=start.patches_per_step, step=1, label="Patches per step"),
-        "answer_reward_weight": gr.Slider(0, 2, value=start.answer_reward_weight, label="Answer-entropy weight"),
-        "latent_reward_weight": gr.Slider(0, 2, value=start.latent_reward_weight, label="Latent-entropy weight"),
-        "readout": gr.Radio(["letter", "likelihood"], value=start.readout, label="Answer read-out"),
+    }
+    for name, reward in REWARDS.items():
+        controls[weight_control(name)] = gr.Slider(0, 2, value=start.reward_weights[name], label=reward.label)
+    controls |= {
+        "readout": gr.Radio(list(choices(ReasoningConfig, "readout")), value=start.readout, label="Answer read-out"),
         "evidence": gr.Radio(
-            ["none", "highlight", "contour", "box", "text"],
+            list(choices(ReasoningConfig, "evidence")),
             value=start.evidence,
             label="Show the visual memory's evidence to the model",
         ),
         "injection_prior": gr.Radio(
-            ["attention", "anomaly", "mix"], value=start.injection_prior, label="Patch injection prior"
+            list(choices(ReasoningConfig, "injection_prior")),
+            value=start.injection_prior,
+            label="Patch injection prior",
         ),
     }
     return controls
@@ -196,7 +209,7 @@ def _wire_run(form: InspectForm, view: InspectView, handlers: StudioHandlers) ->
         **settings,
     ):
         yield starting_outputs(view)
-        settings = ReasoningSettings(**settings)
+        settings = ReasoningSettings.from_controls(settings)
         query = uploaded_image(image, "query image")  # None: `handlers.inspect` asks for an image
         truth = handlers.ground_truth(query) if query is not None else None
         run = InspectRun(query, int(settings.num_steps), truth)

@@ -9,17 +9,19 @@ engine can mix with its attention scores to choose the patches it injects.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
+from reason_iad.config import EvidenceMode
 from reason_iad.mmad import REGIONS
 from reason_iad.types import AnomalyEvidence
 
-VisualMode = Literal["highlight", "contour", "box"]
-EVIDENCE_MODES: tuple[str, ...] = ("none", "highlight", "contour", "box", "text")
+VisualMode = Literal["highlight", "contour", "box"]  # the evidence modes drawn on the image
+VISUAL_MODES: tuple[str, ...] = get_args(VisualMode)
+EVIDENCE_MODES: tuple[str, ...] = get_args(EvidenceMode)
 HIGHLIGHT_COLOUR = (255, 32, 32)
 HIGHLIGHT_OPACITY = 0.6  # from calibrated value HIGHLIGHT_FULL ("anomalous") up
 HIGHLIGHT_FROM, HIGHLIGHT_FULL = 0.25, 0.75  # the tint ramps up between these calibrated values

@@ -103,13 +103,9 @@ class Session:
             placeholder = torch.full((config.num_latent_tokens,), backend.latent_token_id, device=self.device)
             latents = backend.embed_tokens(placeholder).detach().float().clone()  # [L, D] fp32
         self.state = _State(latents=latents, sigma=config.sigma_scale * backend.embedding_rms)
-        self.weights = {
-            "answer": config.answer_reward_weight,
-            "latent": config.latent_reward_weight,
-            "confidence": config.confidence_reward_weight,
-        }
-        if latents is None:
-            self.weights = {"answer": 1.0}
+        self.weights = dict(config.reward_weights)
+        if latents is None:  # no latent rows to reward: the answer's entropy alone
+            self.weights = {name: 1.0 for name, r in rewards.REWARDS.items() if not r.needs_latents}
 
     def _reserved_positions(self) -> int:
         """Positions needed after the prefix and the header: latents, the patch budget and the answer."""
@@ -177,16 +173,14 @@ class Session:
             probs = rows.likelihood_probs(kept, layouts, group)
         else:
             probs = rows.letter_probs(kept, layouts, self.option_ids)
-        components = {"answer": rewards.answer_entropy_reward(probs)}
-        entropy = hidden = None
+        latent_logits = entropy = hidden = None
+        k = self.config.reward_top_k
         if first.latent_positions:
             latent_logits = rows.latent_logits(kept, layouts, heads)  # [C, L, V]
-            k = self.config.reward_top_k
             entropy = rewards.normalised_topk_entropy(latent_logits, k)  # [C, L], for the trace and the reward
-            components["latent"] = rewards.latent_reward_from_entropy(entropy)
-            components["confidence"] = rewards.confidence_reward(latent_logits, k)
             if out.hidden is not None:
                 hidden = out.hidden[list(first.latent_positions)]
+        components = rewards.reward_components(rewards.RewardSignals(probs, latent_logits, entropy, k))
         return _Evaluation(
             rewards.combine_rewards(components, self.weights), components, probs, entropy, out.image_attention, hidden
         )

@@ -9,12 +9,16 @@
     tokens, which is unbounded above (about 10-60 on real models). It is mapped to 1 - log(k) / c, in [0, 1):
     c is at least log k (reached when the top k share the mass evenly: 0) and grows without bound as the mass
     leaves all but the top token (towards 1), so its weight means the same as the other two rewards'.
+
+`REWARDS` names them (the keys of `ReasoningConfig.reward_weights`): a new reward is one entry there, its name
+in `config.RewardName`, and its test; the engine, the studio's sliders and `/inspect` read the registry.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import torch
 
@@ -71,3 +75,35 @@ def combine_rewards(components: Mapping[str, torch.Tensor], weights: Mapping[str
     if not used:
         raise ValueError(f"no reward component has a non-zero weight (components: {sorted(components)})")
     return sum(w * v for w, v in used)
+
+
+@dataclass(frozen=True)
+class RewardSignals:
+    """What one evaluation of the candidates gives the rewards (C candidates, L latents, n options)."""
+
+    option_probs: torch.Tensor  # [C, n]
+    latent_logits: torch.Tensor | None = None  # [C, L, V], None without latents
+    latent_entropy: torch.Tensor | None = None  # [C, L], normalised top-k entropies (computed once, for the trace)
+    top_k: int = 10
+
+
+@dataclass(frozen=True)
+class Reward:
+    """One reward: its label in the studio, whether it reads the latent rows, and its function -> [C]."""
+
+    label: str
+    needs_latents: bool
+    score: Callable[[RewardSignals], torch.Tensor]
+
+
+REWARDS: dict[str, Reward] = {
+    "answer": Reward("Answer-entropy weight", False, lambda s: answer_entropy_reward(s.option_probs)),
+    "latent": Reward("Latent-entropy weight", True, lambda s: latent_reward_from_entropy(s.latent_entropy)),
+    "confidence": Reward("Token-confidence weight", True, lambda s: confidence_reward(s.latent_logits, s.top_k)),
+}
+
+
+def reward_components(signals: RewardSignals) -> dict[str, torch.Tensor]:
+    """Every reward the signals allow (those needing latents only when there are latents), by name."""
+    has_latents = signals.latent_logits is not None
+    return {name: r.score(signals) for name, r in REWARDS.items() if has_latents or not r.needs_latents}
