@@ -4,7 +4,12 @@ import pytest
 
 from knowledge_helpers import SEED, make_store
 from reason_iad.errors import UserError
-from reason_iad.knowledge.transfer import export_domain_knowledge, export_jsonl, import_entries, read_import_file
+from reason_iad.knowledge.transfer import (
+    KNOWLEDGE_FORMATS,
+    export_knowledge,
+    import_entries,
+    read_import_file,
+)
 
 
 def _import(store, path, partial=False):
@@ -12,16 +17,17 @@ def _import(store, path, partial=False):
     return import_entries(store, entries, refused, author="ana", partial=partial)
 
 
-@pytest.mark.parametrize("exporter, suffix", [(export_jsonl, ".jsonl"), (export_domain_knowledge, ".json")])
-def test_export_import_export_round_trip_is_identical(tmp_path, exporter, suffix):
+@pytest.mark.parametrize("name", sorted(KNOWLEDGE_FORMATS))
+def test_every_format_round_trips_export_import_export(tmp_path, name):
+    suffix = KNOWLEDGE_FORMATS[name].suffix
     source = make_store(tmp_path / "a")
     first = tmp_path / f"first{suffix}"
-    assert exporter(source, first) == len(SEED)
+    assert export_knowledge(source, first) == len(SEED)  # the format chosen by the suffix
     target = make_store(tmp_path / "b", seed=[])
     summary = _import(target, first)
     assert len(summary.created) == len(SEED) and not summary.refused and summary.version
-    second = tmp_path / f"second{suffix}"
-    exporter(target, second)
+    second = tmp_path / "second.txt"
+    export_knowledge(target, second, name)  # the format chosen by name
     if suffix == ".json":
         assert first.read_text() == second.read_text()
     assert {(s.entry.id, s.entry.title, s.entry.text) for s in target.list()} == {
@@ -99,3 +105,9 @@ def test_bad_entries_are_listed_and_nothing_written_unless_partial(tmp_path):
     partial = _import(store, path, partial=True)
     assert partial.version and store.count() == count + 1  # the valid dent; the duplicated chip stays refused
     assert store.get("test/tile/dent").entry.title == "Dent"
+
+
+def test_a_file_of_no_known_format_is_refused_naming_the_formats(tmp_path):
+    (tmp_path / "notes.txt").write_text("{}")
+    with pytest.raises(UserError, match=r"not a knowledge file; use \.json \(MMAD.*\.jsonl"):
+        read_import_file(tmp_path / "notes.txt", author="ana")

@@ -1,7 +1,8 @@
 """Import and export of knowledge, validated in full before anything is written.
 
-Formats: MMAD's `domain_knowledge.json` ({dataset: {category: {key: text}}}) and JSONL (one `KnowledgeEntry`
-per line). Exports re-import loss-free.
+Formats, one row each in `KNOWLEDGE_FORMATS` (name, suffix, file name, reader, writer): MMAD's
+`domain_knowledge.json` ({dataset: {category: {key: text}}}) and JSONL (one `KnowledgeEntry` per line). The CLI,
+the studio's upload and export read the table; a new format is one row (and its test). Exports re-import loss-free.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def parse_domain_knowledge(data: object, author: str) -> tuple[list[KnowledgeEnt
 
 
 def read_import_file(path: str | Path, author: str) -> tuple[list[KnowledgeEntry], list[tuple[str, str]]]:
-    """Parse a `.jsonl` or MMAD `.json` file into entries and per-entry refusals."""
+    """Parse a knowledge file (its format from its suffix: `KNOWLEDGE_FORMATS`) into entries and refusals."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"import file not found: {path}")
@@ -120,14 +121,16 @@ def read_import_file(path: str | Path, author: str) -> tuple[list[KnowledgeEntry
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise UserError(f"{path} is not UTF-8 text") from err
-    if path.suffix == ".jsonl":
-        return parse_jsonl(text, author)
+    return format_of(path).read(text, author, str(path))
+
+
+def _read_mmad(text: str, author: str, where: str) -> tuple[list[KnowledgeEntry], list[tuple[str, str]]]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise UserError(f"{path} is not valid JSON: {err}") from err
+        raise UserError(f"{where} is not valid JSON: {err}") from err
     except RecursionError:
-        raise UserError(f"{path} is JSON nested too deeply to be knowledge") from None
+        raise UserError(f"{where} is JSON nested too deeply to be knowledge") from None
     return parse_domain_knowledge(data, author)
 
 
@@ -193,3 +196,48 @@ def export_domain_knowledge(store: KnowledgeStore, path: str | Path, version: in
     entries = [s.entry for s in store.list(version=version)]
     Path(path).write_text(json.dumps(to_domain_knowledge(entries), indent=4), encoding="utf-8")
     return len(entries)
+
+
+def export_knowledge(
+    store: KnowledgeStore, path: str | Path, name: str | None = None, version: int | None = None
+) -> int:
+    """Write the knowledge (at a version) in the format `name` (default: from the file's suffix); returns the count."""
+    chosen = KNOWLEDGE_FORMATS[name] if name else format_of(path)
+    return chosen.write(store, path, version)
+
+
+@dataclass(frozen=True)
+class KnowledgeFormat:
+    """One knowledge file format."""
+
+    name: str
+    suffix: str  # what a file of this format ends with
+    filename: str  # the studio's download name
+    label: str
+    read: Callable[[str, str, str], tuple[list[KnowledgeEntry], list[tuple[str, str]]]]  # (text, author, where)
+    write: Callable[[KnowledgeStore, str | Path, int | None], int]  # (store, path, version) -> entries written
+
+
+KNOWLEDGE_FORMATS: dict[str, KnowledgeFormat] = {
+    "mmad": KnowledgeFormat(
+        "mmad", ".json", "domain_knowledge.json", "MMAD domain_knowledge.json", _read_mmad, export_domain_knowledge
+    ),
+    "jsonl": KnowledgeFormat(
+        "jsonl",
+        ".jsonl",
+        "knowledge.jsonl",
+        "JSONL (one entry per line)",
+        lambda t, a, _: parse_jsonl(t, a),
+        export_jsonl,
+    ),
+}
+
+
+def format_of(path: str | Path) -> KnowledgeFormat:
+    """The format a file's suffix names (refused with the known suffixes otherwise)."""
+    suffix = Path(path).suffix.lower()
+    for known in KNOWLEDGE_FORMATS.values():
+        if known.suffix == suffix:
+            return known
+    offered = ", ".join(f"{f.suffix} ({f.label})" for f in KNOWLEDGE_FORMATS.values())
+    raise UserError(f"{Path(path).name}: not a knowledge file; use {offered}")
