@@ -20,9 +20,9 @@ from crash_writer import IMPORT_SIZE, annotation_image, memory_texture, open_mem
 from knowledge_helpers import SEED, entry, make_store
 from reason_iad.annotations import AnnotationStore
 from reason_iad.exports import export_mmad
+from reason_iad.knowledge.rows import stored_entry
 from reason_iad.knowledge.schema import HISTORY_TABLE, KNOWLEDGE_TABLE
 from reason_iad.knowledge.search import search
-from reason_iad.knowledge.store import stored_entry
 from reason_iad.lance_tables import has_table
 from reason_iad.mmad import load_mmad
 

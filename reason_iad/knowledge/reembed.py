@@ -7,15 +7,9 @@ from collections.abc import Callable
 import lancedb
 
 from reason_iad.knowledge.embedders import Embedder
+from reason_iad.knowledge.rows import create_search_indexes, entry_rows, now, stored_entry, write_meta
 from reason_iad.knowledge.schema import HISTORY_TABLE, KNOWLEDGE_TABLE, HistoryRow, knowledge_model
-from reason_iad.knowledge.store import (
-    KnowledgeStore,
-    _now,
-    create_search_indexes,
-    entry_rows,
-    stored_entry,
-    write_meta,
-)
+from reason_iad.knowledge.store import KnowledgeStore
 
 BATCH = 64
 
@@ -54,7 +48,7 @@ def reembed(
         [
             HistoryRow(
                 version=table.version,
-                timestamp=_now(),
+                timestamp=now(),
                 author=author,
                 action="reembed",
                 summary=f"re-embedded {len(rows)} entries with {names}",

@@ -19,7 +19,8 @@ from PIL import Image
 from reason_iad.errors import UserError
 from reason_iad.filters import all_of, equal_to
 from reason_iad.knowledge.entry import NORMAL_KEY, KnowledgeEntry
-from reason_iad.knowledge.store import KnowledgeStore, stored_entry
+from reason_iad.knowledge.rows import stored_entry
+from reason_iad.knowledge.store import KnowledgeStore
 
 SearchMode = Literal["fts", "semantic", "hybrid"]
 MAX_QUERY_CHARS = 1000

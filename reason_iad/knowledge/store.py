@@ -11,7 +11,6 @@ Filters are built with `lancedb.expr`, never from strings, so no input can widen
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import json
 import re
 import threading
@@ -26,13 +25,22 @@ from reason_iad.errors import UserError
 from reason_iad.filters import all_of, equal_to, one_of
 from reason_iad.knowledge.embedders import Embedder
 from reason_iad.knowledge.entry import KnowledgeEntry, make_entry
+from reason_iad.knowledge.rows import (
+    StoredEntry,
+    create_search_indexes,
+    described,
+    embedder_meta,
+    entry_rows,
+    id_filter,
+    now,
+    stored_entry,
+    write_meta,
+)
 from reason_iad.knowledge.schema import (
-    ENTRY_FIELDS,
     HISTORY_TABLE,
     KNOWLEDGE_TABLE,
     META_TABLE,
     HistoryRow,
-    MetaRow,
     knowledge_model,
 )
 from reason_iad.lance_tables import commit_retrying, create_table_once, open_table_or_none
@@ -40,15 +48,6 @@ from reason_iad.lance_tables import commit_retrying, create_table_once, open_tab
 _LOCKS: dict[str, threading.RLock] = {}
 _LOCKS_GUARD = threading.Lock()
 _STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(\+00:00|Z)?")
-
-
-@dataclass(frozen=True)
-class StoredEntry:
-    """An entry as stored, with its timestamps."""
-
-    entry: KnowledgeEntry
-    created_at: str
-    updated_at: str
 
 
 @dataclass(frozen=True)
@@ -63,68 +62,9 @@ class Change:
     ids: tuple[str, ...]
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-
-
 def _lock_for(uri: str) -> threading.RLock:
     with _LOCKS_GUARD:
         return _LOCKS.setdefault(uri, threading.RLock())
-
-
-def stored_entry(row: dict) -> StoredEntry:
-    """A table row as a `StoredEntry` (vectors dropped)."""
-    return StoredEntry(KnowledgeEntry(**{k: row[k] for k in ENTRY_FIELDS}), row["created_at"], row["updated_at"])
-
-
-def id_filter(ids: Sequence[str]):
-    """A safe `id IN (...)` expression built from literals (never SQL text); flat, for any number of ids."""
-    return one_of("id", ids)
-
-
-def embedder_meta(text_embedder: Embedder, image_embedder: Embedder | None) -> dict[str, str]:
-    """The embedder names a store records (and checks on every open)."""
-    return {"text_embedder": text_embedder.name, "image_embedder": image_embedder.name if image_embedder else ""}
-
-
-def write_meta(db, text_embedder: Embedder, image_embedder: Embedder | None) -> None:
-    """(Re)write the store's record of its embedders."""
-    meta = db.create_table(META_TABLE, schema=MetaRow, mode="overwrite")
-    meta.add([MetaRow(key=k, value=v) for k, v in embedder_meta(text_embedder, image_embedder).items()])
-
-
-def create_search_indexes(table) -> None:
-    """Full-text index on title + text; bitmap indexes on the columns scoped searches prefilter on."""
-    from lancedb.index import FTS, Bitmap
-
-    table.create_index("body", config=FTS(), replace=True)
-    for name in ("dataset", "category"):
-        table.create_index(name, config=Bitmap(), replace=True)
-
-
-def entry_rows(
-    entries: Sequence[KnowledgeEntry],
-    text_embedder: Embedder,
-    image_embedder: Embedder | None,
-    created_at: dict[str, str],
-) -> list[dict]:
-    """Arrow-ready rows with fresh vectors; `created_at` keeps the creation time of existing ids."""
-    now = _now()
-    bodies = [f"{e.title}\n{e.text}" for e in entries]
-    text_vectors = text_embedder.embed_texts(bodies)
-    image_vectors = image_embedder.embed_texts(bodies) if image_embedder else None
-    rows = []
-    for i, entry in enumerate(entries):
-        row = entry.model_dump() | {
-            "created_at": created_at.get(entry.id, now),
-            "updated_at": now,
-            "body": bodies[i],
-            "text_vector": text_vectors[i].tolist(),
-        }
-        if image_vectors is not None:
-            row["image_vector"] = image_vectors[i].tolist()
-        rows.append(row)
-    return rows
 
 
 class KnowledgeStore:
@@ -167,7 +107,7 @@ class KnowledgeStore:
                 [
                     HistoryRow(
                         version=first["version"],
-                        timestamp=_now(),
+                        timestamp=now(),
                         author="seed",
                         action="seed",
                         summary=f"seeded {first['metadata']['total_rows']} entries from the project's knowledge files",
@@ -184,7 +124,7 @@ class KnowledgeStore:
         wanted = embedder_meta(self.text_embedder, self.image_embedder)
         if stored != wanted:
             raise UserError(
-                f"the knowledge base at {self.uri} was embedded with {_described(stored)}, not {_described(wanted)}; "
+                f"the knowledge base at {self.uri} was embedded with {described(stored)}, not {described(wanted)}; "
                 "open it with the embedders it records (`reason-iad kb` does unless --text-embedder or "
                 "--image-embedder is given), or re-embed it on purpose: `reason-iad kb reembed --image-embedder ...`"
             )
@@ -311,7 +251,7 @@ class KnowledgeStore:
                 [
                     HistoryRow(
                         version=version,
-                        timestamp=_now(),
+                        timestamp=now(),
                         author=author,
                         action=action,
                         summary=summary,
@@ -428,13 +368,6 @@ def _unchanged_since(updated_at: str) -> str:
     if not _STAMP.fullmatch(updated_at):
         raise UserError(f"the stored entry has an unexpected timestamp {updated_at!r}; it cannot be edited safely")
     return f"target.updated_at = {value_to_sql(updated_at)}"
-
-
-def _described(meta: dict[str, str]) -> str:
-    """`text embedder minilm and image embedder tiny_clip` (or `no image embedder`) from an embedder record."""
-    image = meta.get("image_embedder")
-    images = f"image embedder {image}" if image else "no image embedder"
-    return f"text embedder {meta.get('text_embedder') or '(none)'} and {images}"
 
 
 def _listed(ids: Sequence[str], limit: int = 10) -> str:
