@@ -18,6 +18,7 @@ from PIL import Image
 
 from demo import render
 from demo.ground_truth import GroundTruth, patches_on_defect
+from demo.overlay import Look, explanation_view
 from reason_iad.types import AnomalyEvidence, InjectedPatch, Inspection, InspectionEvent, ReasoningStep
 
 STARTING = "⏳ Retrieving knowledge, consulting the visual memory and running the prefix pass…"
@@ -28,15 +29,14 @@ class InspectView:
     """The Inspect tab's output components, by role (any hashable objects serve as components in tests)."""
 
     plot: Any  # reward and entropy per step
-    patches: Any  # the query image with the injected patches (and the ground truth's outline)
-    attention: Any  # latent -> image attention
+    explanation: Any  # the query image under the chosen layers (anomaly map, attention, kept patches, ground truth)
     replay: Any  # the replay slider
     answer_plot: Any  # answer distribution
     answer: Any  # answer markdown (progress while streaming)
     evidence: Any  # the cited evidence table
     grounding: Any  # "N of M kept patches on the defect"
-    anomaly: Any  # the visual memory's anomaly map
-    anomaly_note: Any
+    anomaly_note: Any  # the visual memory's verdict, score and region
+    details: Any  # timings and the model, one small line
     run: Any  # gr.State holding the `InspectRun` (for the replay slider and the evidence table's clicks)
     last_answer: Any  # gr.State: "A. Yes." for the Annotate tab
 
@@ -52,8 +52,11 @@ class InspectRun:
     query: Image.Image  # the decoded query image (patch boxes are in its pixels)
     num_steps: int  # steps asked for (the plot's x range)
     truth: GroundTruth | None = None  # the image's ground truth, when it is a gallery example or annotated
+    look: Look = Look()  # how the explanation view is drawn
     steps: tuple[ReasoningStep, ...] = ()
     inspection: Inspection | None = None
+    anomaly: AnomalyEvidence | None = None  # the visual memory's map, when it was consulted
+    upto: int | None = None  # the replay slider's step (None: the latest)
 
     @property
     def mask(self) -> np.ndarray | None:
@@ -66,7 +69,20 @@ class InspectRun:
             return dataclasses.replace(self, steps=(*self.steps, event))
         if isinstance(event, Inspection):
             return dataclasses.replace(self, steps=event.steps, inspection=event)
+        if isinstance(event, AnomalyEvidence):
+            return dataclasses.replace(self, anomaly=event)
         return self
+
+
+def run_view(run: InspectRun, highlight: InjectedPatch | None = None) -> Image.Image:
+    """The explanation view of a run as far as it went (or as it stood at the replay step `run.upto`)."""
+    attention = run.inspection.attention_map if run.inspection is not None else ()
+    if run.inspection is not None and run.upto is None:
+        patches, new = run.inspection.injected, ()
+    else:
+        shown = [s for s in run.steps if run.upto is None or s.step <= run.upto]
+        patches, new = (shown[-1].injected, shown[-1].new_patches) if shown else ((), ())
+    return explanation_view(run.query, run.look, run.anomaly, attention, patches, new, run.mask, highlight)
 
 
 def starting_outputs(view: InspectView) -> dict:
@@ -77,10 +93,7 @@ def starting_outputs(view: InspectView) -> dict:
 def event_outputs(event: InspectionEvent, view: InspectView, run: InspectRun) -> dict:
     """The outputs one event changes; `run` already includes the event (`InspectRun.advance`)."""
     if isinstance(event, AnomalyEvidence):
-        return {
-            view.anomaly: render.anomaly_overlay(run.query, event),
-            view.anomaly_note: render.anomaly_markdown(event),
-        }
+        return {view.explanation: run_view(run), view.anomaly_note: render.anomaly_markdown(event), view.run: run}
     if isinstance(event, ReasoningStep):
         return _step_outputs(event, view, run)
     if isinstance(event, Inspection):
@@ -91,7 +104,7 @@ def event_outputs(event: InspectionEvent, view: InspectView, run: InspectRun) ->
 def _step_outputs(step: ReasoningStep, view: InspectView, run: InspectRun) -> dict:
     return {
         view.plot: render.reasoning_figure(run.steps, run.num_steps),
-        view.patches: render.draw_patches(run.query, step.injected, step.new_patches, run.mask),
+        view.explanation: run_view(run),
         view.replay: gr.update(maximum=max(len(run.steps), 1)),
         view.answer_plot: render.answer_figure(step.option_probs),
         view.answer: f"Step {step.step} of {run.num_steps}…",
@@ -104,18 +117,18 @@ def _final_outputs(inspection: Inspection, view: InspectView, run: InspectRun) -
     last_step = inspection.steps[-1].step if inspection.steps else 0
     outputs = {
         view.plot: render.reasoning_figure(inspection.steps, run.num_steps if inspection.steps else 1),
-        view.patches: render.draw_patches(run.query, inspection.injected, mask=run.mask),
-        view.attention: render.attention_overlay(run.query, inspection.attention_map),
+        view.explanation: run_view(run),
         view.replay: gr.update(maximum=max(last_step, 1), value=last_step),
         view.answer_plot: render.answer_figure(inspection.option_probs),
         view.answer: render.answer_markdown(inspection),
+        view.details: render.run_details(inspection),
         view.evidence: render.evidence_rows(inspection.evidence, patches_hit, anomaly_hit),
         view.grounding: render.grounding_markdown(run.truth, patches_hit or [], anomaly_hit),
         view.run: run,
         view.last_answer: f"{inspection.answer}. {inspection.answer_text}",
     }
-    if inspection.anomaly is None:  # no `AnomalyEvidence` came: clear the previous run's map
-        outputs |= {view.anomaly: None, view.anomaly_note: render.anomaly_markdown(None)}
+    if inspection.anomaly is None:  # no `AnomalyEvidence` came: say so instead of the previous run's verdict
+        outputs[view.anomaly_note] = render.anomaly_markdown(None)
     return outputs
 
 
@@ -136,7 +149,7 @@ def highlighted_patch(run: InspectRun | None, row) -> InjectedPatch | None:
 
 
 def patch_view(run: InspectRun | None, row=None) -> Image.Image | None:
-    """The final patch view with the patch of an evidence-table row emphasised (the others thinned out)."""
+    """The final explanation view with the patch of an evidence-table row emphasised (the others thinned out)."""
     if run is None or run.inspection is None:
         return None
-    return render.draw_patches(run.query, run.inspection.injected, mask=run.mask, highlight=highlighted_patch(run, row))
+    return run_view(dataclasses.replace(run, upto=None), highlighted_patch(run, row))

@@ -78,6 +78,19 @@ class ReasoningSettings:
         return dataclasses.replace(base, **values)
 
 
+PRESET_FIELDS: tuple[str, ...] = ("num_steps", "num_latent_tokens", "patches_per_step")
+PRESETS: dict[str, dict[str, int]] = {
+    "fast": {"num_steps": 4, "num_latent_tokens": 2, "patches_per_step": 2},  # a quick look (seconds on a CPU)
+    "deep": {"num_steps": 15, "num_latent_tokens": 4, "patches_per_step": 2},  # the paper's T = 15
+}
+
+
+def preset_of(settings: ReasoningSettings) -> str:
+    """The preset the settings match, or "custom"."""
+    values = {name: int(getattr(settings, name)) for name in PRESET_FIELDS}
+    return next((name for name, preset in PRESETS.items() if preset == values), "custom")
+
+
 def parse_question(text: str, options_text: str) -> Question:
     """A question typed in the studio: options one per line (`A. text`, or just the text), via `Question.parse`."""
     return Question.parse(text, (options_text or "").splitlines())

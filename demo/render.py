@@ -61,9 +61,9 @@ def reasoning_figure(steps: Sequence[ReasoningStep], num_steps: int | None = Non
         xaxis={"title": "step", "range": [0.5, (num_steps or max(x, default=1)) + 0.5]},
         yaxis={"title": "reward"},
         yaxis2={"title": "entropy", "overlaying": "y", "side": "right", "range": [0, 1]},
-        legend={"orientation": "h", "y": -0.25},
-        height=360,
-        margin={"l": 50, "r": 50, "t": 40, "b": 40},
+        legend={"orientation": "h", "y": -0.3, "font": {"size": 10}},
+        height=300,
+        margin={"l": 45, "r": 45, "t": 36, "b": 30},
     )
     return figure
 
@@ -87,8 +87,8 @@ def answer_figure(option_probs: dict[str, float], option_texts: dict[str, str] |
     figure.update_layout(
         title="Answer distribution",
         xaxis={"range": [0, 1]},
-        height=80 + 40 * len(letters),
-        margin={"l": 10, "r": 10, "t": 40, "b": 30},
+        height=70 + 32 * len(letters),
+        margin={"l": 10, "r": 10, "t": 32, "b": 24},
         yaxis={"autorange": "reversed"},
     )
     return figure
@@ -147,22 +147,8 @@ def outline_mask(canvas: Image.Image, mask: np.ndarray, width: int = 2) -> None:
     canvas.paste(Image.new("RGB", canvas.size, MASK_COLOUR), mask=ring)
 
 
-def attention_overlay(image: Image.Image, attention_map: Sequence[Sequence[float]], alpha: float = 0.55) -> Image.Image:
-    """The latent -> image attention map (token grid) as a red heat overlay on the image."""
-    grid = np.asarray(attention_map, dtype=np.float32)
-    if grid.size == 0:
-        return image.convert("RGB")
-    span = float(grid.max() - grid.min())
-    normalised = (grid - grid.min()) / span if span > 0 else np.zeros_like(grid)
-    heat = Image.fromarray((normalised * 255).astype(np.uint8)).resize(image.size, Image.Resampling.BILINEAR)
-    red = Image.new("RGB", image.size, (228, 87, 46))
-    mask = heat.point(lambda v: int(v * alpha))
-    return Image.composite(red, image.convert("RGB"), mask)
-
-
 def answer_markdown(inspection: Inspection) -> str:
-    """The answer with its evidence and where the time went."""
-    t = inspection.timings
+    """The answer, its rationale, warnings about the trace and one line of what the run used."""
     version = f" · knowledge version {inspection.knowledge_version}" if inspection.knowledge_version else ""
     template = f" · template `{inspection.template}`" if inspection.template else ""
     best = f" · best step {inspection.best_step}" if inspection.steps else ""
@@ -170,11 +156,19 @@ def answer_markdown(inspection: Inspection) -> str:
         f"### Answer: **{inspection.answer}. {inspection.answer_text}** "
         f"({inspection.option_probs[inspection.answer]:.0%})\n\n"
         f"**Rationale:** {inspection.rationale or '_(no text generated)_'}\n\n"
-        f"Mode `{inspection.mode}`{best} · {len(inspection.injected)} patches injected{version}{template}\n\n"
         f"{reasoning_notes(inspection)}"
-        f"Timings: prefix {t.prefix_ms:.0f} ms · {len(inspection.steps)} steps {t.steps_ms:.0f} ms "
-        f"({t.mean_step_ms:.1f} ms/step) · decode {t.decode_ms:.0f} ms · total {t.total_ms:.0f} ms\n\n"
-        f"Model: {inspection.model}"
+        f"<small>Mode `{inspection.mode}`{best} · {len(inspection.injected)} patches injected{version}{template}"
+        "</small>"
+    )
+
+
+def run_details(inspection: Inspection) -> str:
+    """Where the time went, and the model (a small line under the plot)."""
+    t = inspection.timings
+    return (
+        f"<small>Timings: prefix {t.prefix_ms:.0f} ms · {len(inspection.steps)} steps {t.steps_ms:.0f} ms "
+        f"({t.mean_step_ms:.1f} ms/step) · decode {t.decode_ms:.0f} ms · total {t.total_ms:.0f} ms · "
+        f"model: {inspection.model}</small>"
     )
 
 
@@ -192,17 +186,6 @@ def reasoning_notes(inspection: Inspection) -> str:
             "(the learning rate exceeds the exploration radius)."
         )
     return "".join(f"{n}\n\n" for n in notes)
-
-
-def replay_frame(
-    image: Image.Image, steps: Sequence[ReasoningStep], upto: int, mask: np.ndarray | None = None
-) -> Image.Image:
-    """The injection as it stood after step `upto` (for the replay slider), over the ground truth's outline."""
-    shown = [s for s in steps if s.step <= upto]
-    if not shown:
-        return draw_patches(image, (), mask=mask)
-    last = shown[-1]
-    return draw_patches(image, last.injected, last.new_patches, mask)
 
 
 def comparison_figure(results: Sequence[tuple[str, Inspection]]) -> go.Figure:
@@ -304,13 +287,6 @@ def comparison_rows(results: Sequence[tuple[str, Inspection]]) -> list[list]:
     ]
 
 
-def anomaly_overlay(image: Image.Image, evidence) -> Image.Image:
-    """The visual memory's calibrated anomaly map over the image, with the peak region's box."""
-    overlay = attention_overlay(image, evidence.anomaly_map.tolist(), alpha=0.6)
-    ImageDraw.Draw(overlay).rectangle(evidence.box, outline=(255, 255, 255), width=max(2, max(image.size) // 160))
-    return overlay
-
-
 def anomaly_markdown(evidence) -> str:
     """Verdict, calibrated score and region of the visual memory's evidence."""
     if evidence is None:
@@ -321,7 +297,7 @@ def anomaly_markdown(evidence) -> str:
     )
 
 
-EVIDENCE_HEADERS = ["evidence", "citation", "on the defect"]
+EVIDENCE_HEADERS = ["item", "citation", "on defect"]
 
 
 def evidence_rows(

@@ -23,20 +23,23 @@ from reason_iad.config import DEFAULT_MODEL, AppConfig
 from reason_iad.paths import EXAMPLES_DIR
 
 CSS = """
-#header { margin-bottom: 0.5rem; }
+#header { margin-bottom: 0; }
+#header h2 { margin: 0 0 0.2rem 0; }
+#evidence table { font-size: 0.8rem; }
+#preset .wrap { flex-wrap: nowrap; }
 .status { font-size: 0.9rem; }
 """
 
 
-def model_banner(config: AppConfig, model_name: str | None = None) -> str:
-    """One line naming the active model, and saying plainly what the default is."""
+def model_banner(config: AppConfig) -> str:
+    """One line naming the active model once, and saying plainly what the default is."""
     backend = config.backend
     if backend.model == DEFAULT_MODEL:
-        what = "the embedded default — a small demonstration model"
-        what += f" (`{model_name}`)" if model_name else " trained on synthetic data"
-    else:
-        what = f"`{backend.model}` (quantization: {backend.quantization}, device: {backend.device})"
-    return f"Active model: {what}."
+        return (
+            "Model: **embedded** — a small demonstration model trained on synthetic data "
+            "(start the studio with `--model <folder>` for a real one)"
+        )
+    return f"Model: **{backend.model}** ({backend.quantization}, {backend.device})"
 
 
 def build_studio(
@@ -61,10 +64,9 @@ def build_studio(
     with gr.Blocks(title="Reason-IAD Studio") as studio:
         if oauth:
             gr.LoginButton()
-        model_name = getattr(getattr(pipeline, "backend", None), "name", None)
         gr.Markdown(
-            f"# Reason-IAD Studio\nKnowledge-guided latent reasoning for explainable industrial anomaly "
-            f"detection · v{__version__}\n\n{model_banner(config, model_name)}",
+            f"## Reason-IAD Studio <small>v{__version__} · knowledge-guided latent reasoning for explainable "
+            f"industrial anomaly detection</small>\n{model_banner(config)}",
             elem_id="header",
         )
         last_answer = gr.State("")

@@ -68,7 +68,9 @@ def test_inspect_stream_edit_knowledge_and_see_the_new_version(studio_url):
         page.goto(studio_url, wait_until="load")
         page.wait_for_selector("#run", timeout=60_000)
         page.set_input_files("#query-image input[type=file]", str(image))
-        page.wait_for_function("() => document.querySelector('#knowledge-pins')?.innerText.includes('synthiad/wood')")
+        page.wait_for_function(  # the preview consults the visual memory (a first use seeds its bank)
+            "() => document.querySelector('#knowledge-pins')?.innerText.includes('synthiad/wood')", timeout=120_000
+        )
         page.click("#run")
         page.wait_for_selector("#reasoning-plot .js-plotly-plot", timeout=60_000)
         page.wait_for_function(
@@ -115,10 +117,20 @@ def test_a_gallery_example_shows_its_cited_evidence_and_patches_on_the_defect(st
         page.goto(studio_url, wait_until="load")
         page.wait_for_selector("#run", timeout=60_000)
         page.locator("#example-gallery button.thumbnail-item").nth(index).click()
-        page.wait_for_function("() => document.querySelector('#knowledge-pins')?.innerText.includes('/')")
+        page.wait_for_function(
+            "() => document.querySelector('#knowledge-pins')?.innerText.includes('/')", timeout=120_000
+        )
         page.get_by_text("Reasoning settings").click()
         page.get_by_role("radio", name="full", exact=True).first.check()
+        page.get_by_text("Reasoning settings").click()  # folded again: the run is watched on one screen
         page.click("#run")
+        page.wait_for_function("() => document.querySelector('#answer')?.innerText.includes('Step ')", timeout=120_000)
+        page.evaluate("window.scrollTo(0, 0)")  # as a visitor sees it: the top of the page
+        page.wait_for_timeout(300)
+        for part in ("#query-image", "#explanation", "#reasoning-plot", "#answer", "#answer-plot", "#evidence"):
+            box = page.locator(part).bounding_box()  # all on the 1440x900 screen while the run streams
+            assert box is not None and box["y"] + min(box["height"], 120) <= 900, (part, box)
+        page.screenshot(path=str(ARTIFACTS / "e2e-4-streaming.png"))
         page.wait_for_function(
             "() => document.querySelector('#answer')?.innerText.includes('Answer:')", timeout=120_000
         )
@@ -127,12 +139,17 @@ def test_a_gallery_example_shows_its_cited_evidence_and_patches_on_the_defect(st
         evidence = page.locator("#evidence")
         assert evidence.is_visible() and evidence.get_by_text("knowledge 1", exact=True).filter(visible=True).count()
         table = evidence.inner_text()
-        assert "on the defect" in table and re.search(r"^knowledge \S+/\S+ ", table, re.M)  # cited entries
+        assert "on defect" in table and re.search(r"^knowledge \S+/\S+ ", table, re.M)  # cited entries
         kept = int(re.search(r"of (\d+) kept", grounding).group(1))
         assert len(re.findall(r"^patch \d+$", table, re.M)) == kept  # one row per kept patch
-        page.screenshot(path=str(ARTIFACTS / "e2e-4-evidence.png"), full_page=True)
-        if kept:  # a click on a cited patch re-renders the patch view with that patch emphasised
-            before = page.locator("#patches img").get_attribute("src")
+        page.screenshot(path=str(ARTIFACTS / "e2e-5-evidence.png"))
+        source = "() => document.querySelector('#explanation img')?.src"
+        if kept:  # a click on a cited patch re-renders the explanation with that patch emphasised
+            before = page.evaluate(source)
             evidence.get_by_text("patch 1", exact=True).filter(visible=True).first.click()
-            page.wait_for_function(f"() => document.querySelector('#patches img')?.src !== {before!r}")
+            page.wait_for_function(f"() => ({source})() !== {before!r}")
+        before = page.evaluate(source)
+        page.locator("#layers").get_by_text("attention", exact=True).click()  # a layer on: the view is redrawn
+        page.wait_for_function(f"() => ({source})() !== {before!r}")
+        page.screenshot(path=str(ARTIFACTS / "e2e-6-attention-layer.png"))
         browser.close()

@@ -67,7 +67,8 @@ def test_committed_gallery_has_every_file():
 
 
 def test_banner_names_the_active_model():
-    assert "demonstration model trained on synthetic data" in model_banner(AppConfig())
+    banner = model_banner(AppConfig())
+    assert "demonstration model trained on synthetic data" in banner and banner.count("embedded") == 1
     real = AppConfig(backend=BackendConfig(model="Qwen/Qwen2.5-VL-7B-Instruct", quantization="4bit"))
     assert "Qwen/Qwen2.5-VL-7B-Instruct" in model_banner(real) and "4bit" in model_banner(real)
 

@@ -10,10 +10,19 @@ import pytest
 from PIL import Image
 
 from demo import render
-from demo.events import InspectRun, InspectView, event_outputs, highlighted_patch, patch_view, starting_outputs
+from demo.events import (
+    InspectRun,
+    InspectView,
+    event_outputs,
+    highlighted_patch,
+    patch_view,
+    run_view,
+    starting_outputs,
+)
 from demo.gallery import load_gallery
 from demo.ground_truth import GroundTruth, GroundTruthIndex, patches_on_defect, pixel_digest
 from demo.handlers import ReasoningSettings, uploaded_image
+from demo.overlay import LAYERS, Look, explanation_view, heat
 from reason_iad.config import ReasoningConfig
 from reason_iad.paths import PROJECT_ROOT
 from reason_iad.types import AnomalyEvidence, AnomalySummary, InjectedPatch, Inspection, ReasoningStep, Timings
@@ -99,10 +108,11 @@ def test_every_event_maps_onto_named_outputs_only():
         "wood",
         "fake",
     )
-    assert set(event_outputs(evidence, VIEW, run)) == {"anomaly", "anomaly_note"}
+    assert set(event_outputs(evidence, VIEW, run.advance(evidence))) == {"explanation", "anomaly_note", "run"}
+    assert run.advance(evidence).anomaly is evidence
     step = _step(1, [ON])
     stepped = event_outputs(step, VIEW, run.advance(step))
-    assert set(stepped) == {"plot", "patches", "replay", "answer_plot", "answer", "run"}
+    assert set(stepped) == {"plot", "explanation", "replay", "answer_plot", "answer", "run"}
     assert stepped["answer"] == "Step 1 of 4…" and stepped["run"].steps == (step,)
     assert set(starting_outputs(VIEW)) == {"answer", "evidence", "grounding"}
     with pytest.raises(TypeError):
@@ -119,9 +129,10 @@ def test_the_final_answer_cites_its_evidence_and_counts_patches_on_the_defect():
     assert [row[1] for row in rows] == inspection.evidence.lines()
     assert [row[2] for row in rows] == ["", "", "yes", "no", "no", "yes"]
     assert outputs["last_answer"] == "A. Yes." and outputs["run"].inspection is inspection
-    assert "anomaly" not in outputs  # the map came with its own event
+    assert "anomaly_note" not in outputs  # the map came with its own event
+    assert "Timings:" in outputs["details"] and "Timings:" not in outputs["answer"]
     plain = event_outputs(_inspection(), VIEW, _run().advance(_inspection()))
-    assert plain["anomaly"] is None and "no normal exemplars" in plain["anomaly_note"]  # a stale map is cleared
+    assert "no normal exemplars" in plain["anomaly_note"]  # a stale verdict is replaced
     assert plain["grounding"].startswith("_No ground truth") and [row[2] for row in plain["evidence"]][2:] == [""] * 3
 
 
@@ -153,9 +164,47 @@ def test_the_patch_view_outlines_the_mask_and_emphasises_a_clicked_patch():
     assert patch_view(None, row) is None and highlighted_patch(_run(), row) is None  # before any run ends
 
 
-def test_replay_keeps_the_ground_truth_outline():
-    frame = render.replay_frame(Image.new("RGB", (64, 64)), [_step(1), _step(2, [OFF])], 1, _defect_mask())
+def test_replay_keeps_the_ground_truth_outline_and_shows_the_patches_of_that_step():
+    run = _run(_defect_mask()).advance(_step(1)).advance(_step(2, [OFF]))
+    frame = run_view(dataclasses.replace(run, upto=1))
     assert frame.getpixel((7, 20)) == render.MASK_COLOUR and frame.getpixel((40, 44)) == (0, 0, 0)
+    assert run_view(run).getpixel((40, 44)) != (0, 0, 0)  # the latest step: patch 3's box is drawn
+
+
+def _evidence(value_at_defect=0.9):
+    anomaly_map = np.zeros((64, 64), np.float32)
+    anomaly_map[8:24, 8:24] = value_at_defect
+    return AnomalyEvidence(
+        anomaly_map, 0.3, 0.7, "anomalous", "top left", (8, 8, 24, 24), anomaly_map > 0.5, "Test", "wood", "fake"
+    )
+
+
+def test_each_layer_of_the_explanation_is_drawn_only_when_it_is_on():
+    grey = Image.new("RGB", (64, 64), (128, 128, 128))
+    everything = Look(LAYERS, 0.8, "inferno")
+    full = explanation_view(grey, everything, _evidence(), ((0.0, 0.0), (0.0, 1.0)), (OFF,), (), _defect_mask())
+    assert full.getpixel((16, 16)) != (128, 128, 128)  # the anomaly map heats the defect
+    assert full.getpixel((48, 8)) == (128, 128, 128)  # cold: untouched (attention is 0 there)
+    assert full.getpixel((56, 36)) != (128, 128, 128)  # attention's hot quarter (bottom right)
+    assert full.getpixel((7, 20)) == render.MASK_COLOUR  # the ground truth's outline
+    none = explanation_view(grey, Look((), 0.8), _evidence(), ((0.0, 0.0), (0.0, 1.0)), (OFF,), (), _defect_mask())
+    assert np.array_equal(np.asarray(none), np.asarray(grey))  # every layer off: the query as it is
+    patches_only = explanation_view(grey, Look(("kept patches",)), _evidence(), (), (OFF,))
+    assert patches_only.getpixel((16, 16)) == (128, 128, 128) and patches_only.getpixel((40, 48)) != (128, 128, 128)
+
+
+def test_the_anomaly_map_is_read_as_calibrated_and_attention_is_rescaled():
+    grey = Image.new("RGB", (32, 32), (128, 128, 128))
+    faint = heat(grey, np.full((4, 4), 0.1), Look(opacity=1.0), scale=False)
+    strong = heat(grey, np.full((4, 4), 0.9), Look(opacity=1.0), scale=False)
+    distance = lambda a: np.abs(np.asarray(a, float) - 128).mean()  # noqa: E731
+    assert distance(faint) < distance(strong)  # a normal image's low map stays faint (not stretched to full heat)
+    assert distance(heat(grey, np.full((4, 4), 0.1), Look(opacity=0.0), scale=False)) == 0  # opacity 0: unchanged
+    ramp = heat(grey, [[0.0, 0.001]], Look(opacity=1.0), scale=True)
+    assert distance(ramp.crop((24, 0, 32, 32))) > distance(faint)  # min-max: the larger value is the hottest
+    jet = heat(grey, np.full((4, 4), 0.9), Look(opacity=1.0, colormap="jet"), scale=False)
+    assert jet.getpixel((5, 5)) != strong.getpixel((5, 5))  # the colormap is applied
+    assert Look.of(["kept patches", "bogus"], 7, "nope") == Look(("kept patches",), 1.0, "inferno")
 
 
 # ---------------------------------------------------------------------------------------------- ground truth

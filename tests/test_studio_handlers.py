@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from demo.handlers import ANY_CATEGORY, ReasoningSettings, StudioHandlers, parse_question, split_category
-from demo.render import answer_figure, attention_overlay, draw_patches, reasoning_figure, replay_frame
+from demo.render import answer_figure, draw_patches, reasoning_figure
 from knowledge_helpers import make_store, solid
 from reason_iad.config import AppConfig, ReasoningConfig
 from reason_iad.errors import UserError
@@ -84,9 +84,6 @@ def test_renderers_draw_what_they_are_given():
     figure = reasoning_figure([_step(1), _step(2, [patch])], num_steps=5)
     assert [t.name for t in figure.data][:2] == ["reward", "best reward"] and len(figure.data) == 5
     assert list(answer_figure({"A": 0.6, "B": 0.4}).data[0].x) == [0.6, 0.4]
-    heat = attention_overlay(image, [[0.0, 1.0], [0.0, 0.0]])
-    assert heat.getpixel((48, 8))[0] > heat.getpixel((8, 56))[0]
-    assert replay_frame(image, [_step(1), _step(2, [patch])], 1).getpixel((16, 20)) == (0, 0, 0)
 
 
 def test_annotate_saves_with_mask_adds_templates_and_exports(handlers, tmp_path):

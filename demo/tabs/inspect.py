@@ -8,22 +8,27 @@ position). Its public endpoint `/inspect` takes named parameters: `image`, `cate
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import gradio as gr
 
 from demo import render
 from demo.common import MODEL_RUN, gpu, guarded
-from demo.events import InspectRun, InspectView, event_outputs, patch_view, starting_outputs
+from demo.events import InspectRun, InspectView, event_outputs, patch_view, run_view, starting_outputs
 from demo.gallery import GalleryItem, mask_annotations, questions_markdown
 from demo.handlers import (
     ANY_CATEGORY,
+    PRESET_FIELDS,
+    PRESETS,
     ReasoningSettings,
     StudioHandlers,
     category_choices,
+    preset_of,
     uploaded_image,
     weight_control,
 )
+from demo.overlay import COLORMAPS, LAYERS, Look
 from reason_iad.config import MODES, ReasoningConfig, choices
 from reason_iad.reasoning.reward import REWARDS
 
@@ -44,6 +49,7 @@ class InspectForm:
     settings: dict[str, gr.components.Component]  # keyed by control name (`ReasoningSettings.controls`)
     pins: gr.CheckboxGroup
     pin_note: gr.Markdown
+    preset: gr.Radio
     run: gr.Button
     stop: gr.Button
 
@@ -56,42 +62,51 @@ def inspect_tab(config, handlers: StudioHandlers | None, items: list[GalleryItem
 
         pairs = categories(handlers.pipeline.store)
     choices = category_choices(pairs)
-    with gr.Row():
-        with gr.Column(scale=2):
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=4, min_width=360):
             form = _form(config.reasoning, items, choices)
-        with gr.Column(scale=3):
-            view = _view(last_answer)
+        with gr.Column(scale=7):
+            view, look = _view(last_answer)
     _wire_gallery(form, items, choices)
+    _wire_presets(form)
     if handlers is not None:
-        _wire_run(form, view, handlers)
+        _wire_run(form, view, look, handlers)
     return choices
 
 
 def _form(defaults: ReasoningConfig, items: list[GalleryItem], choices: list[str]) -> InspectForm:
-    image = gr.Image(type="filepath", label="Query image", height=300, elem_id="query-image")
-    gallery = gr.Gallery(
-        value=[(str(i.image), i.caption) for i in items],
-        columns=6,
-        height=260,
-        label=f"Example gallery ({len(items)} images)",
-        allow_preview=False,
-        elem_id="example-gallery",
-    )
-    ground_truth = gr.AnnotatedImage(label="Ground truth of the selected example", height=220)
-    suggestions = gr.Markdown("_Pick an example to see its ground truth and suggested questions._")
-    category = gr.Dropdown(choices, value=ANY_CATEGORY, label="Category")
-    question = gr.Textbox(label="Question (empty: MMAD's anomaly question)", elem_id="question")
-    options = gr.Textbox(label="Options, one per line (A. ..., B. ...)", lines=3, elem_id="options")
+    """The left column: the query, what to ask and how, and the run buttons above the collapsible rest."""
+    image = gr.Image(type="filepath", label="Query image", height=250, elem_id="query-image")
+    with gr.Row():
+        category = gr.Dropdown(choices, value=ANY_CATEGORY, label="Category", scale=1, min_width=130)
+        start = ReasoningSettings.from_config(defaults)
+        preset = gr.Radio([*PRESETS, "custom"], value=preset_of(start), label="Preset", scale=3, elem_id="preset")
+    with gr.Row():
+        run = gr.Button("Inspect", variant="primary", elem_id="run")
+        stop = gr.Button("Stop", elem_id="stop")
+    pins = gr.CheckboxGroup([], label="Knowledge to use (untick to leave out)", elem_id="knowledge-pins")
+    pin_note = gr.Markdown("", elem_classes="status")
+    with gr.Accordion("Example gallery", open=True):
+        gallery = gr.Gallery(
+            value=[(str(i.image), i.caption) for i in items],
+            columns=8,
+            height=150,
+            label=f"Example gallery ({len(items)} images)",
+            show_label=False,
+            allow_preview=False,
+            elem_id="example-gallery",
+        )
+    with gr.Accordion("Question (empty: MMAD's anomaly question)", open=False, elem_id="question-box"):
+        question = gr.Textbox(label="Question", elem_id="question")
+        options = gr.Textbox(label="Options, one per line (A. ..., B. ...)", lines=3, elem_id="options")
+    with gr.Accordion("Ground truth and suggested questions", open=False):
+        ground_truth = gr.AnnotatedImage(label="Ground truth of the selected example", height=200)
+        suggestions = gr.Markdown("_Pick an example to see its ground truth and suggested questions._")
     with gr.Accordion("One-shot template", open=False):
         template = gr.Image(type="filepath", label="Normal template (optional)", height=160)
         auto_template = gr.Checkbox(True, label="Otherwise use the category's nearest normal exemplar")
     with gr.Accordion("Reasoning settings", open=False):
-        settings = reasoning_controls(ReasoningSettings.from_config(defaults))
-    pins = gr.CheckboxGroup([], label="Knowledge to use (untick to leave out)", elem_id="knowledge-pins")
-    pin_note = gr.Markdown("", elem_classes="status")
-    with gr.Row():
-        run = gr.Button("Inspect", variant="primary", elem_id="run")
-        stop = gr.Button("Stop", elem_id="stop")
+        settings = reasoning_controls(start)
     return InspectForm(
         image,
         gallery,
@@ -105,6 +120,7 @@ def _form(defaults: ReasoningConfig, items: list[GalleryItem], choices: list[str
         settings,
         pins,
         pin_note,
+        preset,
         run,
         stop,
     )
@@ -136,42 +152,71 @@ def reasoning_controls(start: ReasoningSettings) -> dict[str, gr.components.Comp
     return controls
 
 
-def _view(last_answer: gr.State) -> InspectView:
-    plot = gr.Plot(label="Reward and entropy per step", elem_id="reasoning-plot")
-    with gr.Row():
-        patches = gr.Image(label="Injected patches (labelled by step)", height=340, scale=3, elem_id="patches")
-        anomaly = gr.Image(label="Visual memory: anomaly map", height=340, scale=2, elem_id="anomaly-map")
-        attention = gr.Image(label="Latent → image attention", height=340, scale=2)
-    anomaly_note = gr.Markdown("", elem_classes="status")
-    replay = gr.Slider(0, 1, value=0, step=1, label="Replay injection (step)", interactive=True)
-    with gr.Row():
-        answer_plot = gr.Plot(label="Answer distribution", scale=2)
-        with gr.Column(scale=3):
-            answer = gr.Markdown("", elem_id="answer")
-    grounding = gr.Markdown("", elem_id="grounding")
-    evidence = gr.Dataframe(
-        headers=render.EVIDENCE_HEADERS,
-        label="Cited evidence (click a patch to highlight it on the injected patches)",
-        interactive=False,
-        wrap=True,
-        column_widths=["16%", "70%", "14%"],
-        max_height=520,
-        elem_id="evidence",
-    )
-    return InspectView(
+def _view(last_answer: gr.State) -> tuple[InspectView, dict]:
+    """The right column: the explanation view beside the answer, the live plot beside the cited evidence.
+
+    Returns the view and the explanation's look controls (layers, opacity, colormap, and the state they set).
+    """
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5, min_width=320):
+            explanation = gr.Image(label="Explanation", height=290, elem_id="explanation", interactive=False)
+            layers = gr.CheckboxGroup(
+                list(LAYERS), value=list(Look().layers), show_label=False, container=False, elem_id="layers"
+            )
+            with gr.Row():
+                opacity = gr.Slider(0, 1, value=Look().opacity, step=0.05, label="Heat opacity", min_width=90)
+                colormap = gr.Dropdown(list(COLORMAPS), value=Look().colormap, label="Colormap", min_width=90)
+                replay = gr.Slider(0, 1, value=0, step=1, label="Replay (step)", interactive=True, min_width=90)
+        with gr.Column(scale=4, min_width=260):
+            answer = gr.Markdown("_Pick an example or upload an image, then **Inspect**._", elem_id="answer")
+            answer_plot = gr.Plot(show_label=False, elem_id="answer-plot")
+            anomaly_note = gr.Markdown("", elem_classes="status")
+            grounding = gr.Markdown("", elem_id="grounding")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5, min_width=320):
+            plot = gr.Plot(show_label=False, elem_id="reasoning-plot")
+            details = gr.Markdown("", elem_classes="status")
+        with gr.Column(scale=4, min_width=260):
+            evidence = gr.Dataframe(
+                headers=render.EVIDENCE_HEADERS,
+                label="Cited evidence (click a patch to highlight it)",
+                interactive=False,
+                wrap=True,
+                column_widths=["24%", "56%", "20%"],
+                max_height=240,
+                elem_id="evidence",
+            )
+    view = InspectView(
         plot,
-        patches,
-        attention,
+        explanation,
         replay,
         answer_plot,
         answer,
         evidence,
         grounding,
-        anomaly,
         anomaly_note,
+        details,
         gr.State(None),
         last_answer,
     )
+    return view, {"layers": layers, "opacity": opacity, "colormap": colormap, "state": gr.State(Look())}
+
+
+def _wire_presets(form: InspectForm) -> None:
+    """A preset sets the steps, latents and patches; moving any of them by hand makes the preset 'custom'."""
+    tuned = [form.settings[name] for name in PRESET_FIELDS]
+
+    def apply(preset):
+        values = PRESETS.get(preset)
+        return [gr.skip()] * len(tuned) if values is None else [values[name] for name in PRESET_FIELDS]
+
+    def follow(*values):
+        settings = dict(zip(PRESET_FIELDS, values, strict=True))
+        return next((name for name, preset in PRESETS.items() if preset == settings), "custom")
+
+    form.preset.input(apply, form.preset, tuned, api_visibility="private")
+    for control in tuned:
+        control.input(follow, tuned, form.preset, api_visibility="private")
 
 
 def _wire_gallery(form: InspectForm, items: list[GalleryItem], choices: list[str]) -> None:
@@ -192,7 +237,7 @@ def _wire_gallery(form: InspectForm, items: list[GalleryItem], choices: list[str
     form.gallery.select(pick_example, outputs=outputs, api_visibility="private")
 
 
-def _wire_run(form: InspectForm, view: InspectView, handlers: StudioHandlers) -> None:
+def _wire_run(form: InspectForm, view: InspectView, look: dict, handlers: StudioHandlers) -> None:
     offered = _wire_pins(form, handlers)
 
     @gpu
@@ -206,13 +251,14 @@ def _wire_run(form: InspectForm, view: InspectView, handlers: StudioHandlers) ->
         auto_template=True,
         pinned=None,
         offered=None,
+        look=None,
         **settings,
     ):
         yield starting_outputs(view)
         settings = ReasoningSettings.from_controls(settings)
         query = uploaded_image(image, "query image")  # None: `handlers.inspect` asks for an image
         truth = handlers.ground_truth(query) if query is not None else None
-        run = InspectRun(query, int(settings.num_steps), truth)
+        run = InspectRun(query, int(settings.num_steps), truth, look or Look())
         pinned = None if not pinned or set(pinned) == set(offered or []) else pinned  # untouched: retrieve afresh
         stream = handlers.inspect(query, category, question, options, settings, template, auto_template, pinned)
         for event in stream:
@@ -222,6 +268,7 @@ def _wire_run(form: InspectForm, view: InspectView, handlers: StudioHandlers) ->
     named = {"image": form.image, "category": form.category, "question": form.question, "options": form.options}
     named |= {"template": form.template, "auto_template": form.auto_template}
     named |= form.settings | {"pinned": form.pins, "offered": offered}  # the order positional callers always used
+    named["look"] = look["state"]  # session state: not an API parameter
     event = form.run.click(
         inspect,
         inputs_kwargs=named,
@@ -231,7 +278,7 @@ def _wire_run(form: InspectForm, view: InspectView, handlers: StudioHandlers) ->
         **MODEL_RUN,
     )
     form.stop.click(None, cancels=[event], api_visibility="private")
-    _wire_patch_view(view)
+    _wire_explanation(view, look)
 
 
 def _wire_pins(form: InspectForm, handlers: StudioHandlers) -> gr.State:
@@ -254,14 +301,29 @@ def _wire_pins(form: InspectForm, handlers: StudioHandlers) -> gr.State:
     return offered
 
 
-def _wire_patch_view(view: InspectView) -> None:
-    """The replay slider and a click on a cited patch re-render the patch view from the finished run."""
+def _wire_explanation(view: InspectView, look: dict) -> None:
+    """Layers, opacity, colormap, the replay slider and a click on a cited patch re-render the explanation view."""
+    controls = [look["layers"], look["opacity"], look["colormap"]]
+
+    def restyle(run: InspectRun | None, layers, opacity, colormap):
+        chosen = Look.of(layers, opacity, colormap)
+        if run is None:
+            return chosen, None, gr.skip()
+        run = dataclasses.replace(run, look=chosen)
+        return chosen, run, run_view(run)
 
     def replay(run: InspectRun | None, upto):
-        return render.replay_frame(run.query, run.steps, int(upto), run.mask) if run is not None else None
+        if run is None:
+            return None, gr.skip()
+        run = dataclasses.replace(run, upto=int(upto))
+        return run, run_view(run)
 
     def highlight(run: InspectRun | None, event: gr.SelectData):
         return patch_view(run, event.row_value)
 
-    view.replay.change(replay, [view.run, view.replay], view.patches, api_visibility="private")
-    view.evidence.select(highlight, view.run, view.patches, api_visibility="private")
+    for control in controls:
+        control.change(
+            restyle, [view.run, *controls], [look["state"], view.run, view.explanation], api_visibility="private"
+        )
+    view.replay.input(replay, [view.run, view.replay], [view.run, view.explanation], api_visibility="private")
+    view.evidence.select(highlight, view.run, view.explanation, api_visibility="private")
