@@ -17,15 +17,26 @@ LOG = logging.getLogger("reason_iad.studio")
 KNOWLEDGE_WRITE = {"concurrency_id": "kb-write", "concurrency_limit": 1}  # writes go one at a time
 MODEL_RUN = {"concurrency_id": "model", "concurrency_limit": 1}  # one model run at a time on this replica
 
-try:  # ZeroGPU on Spaces; a no-op decorator elsewhere
-    import spaces
 
-    gpu = spaces.GPU(duration=120)
-except ImportError:  # pragma: no cover - spaces is pinned
+def gpu(duration):
+    """ZeroGPU's decorator with a duration computed per request (`duration(*args, **kwargs)` -> seconds).
 
-    def gpu(fn):
-        """No ZeroGPU here: run as is."""
-        return fn
+    A no-op off Spaces' ZeroGPU hardware (the `spaces` package itself says so).
+    """
+    try:
+        import spaces
+    except ImportError:  # pragma: no cover - spaces is pinned
+        return lambda fn: fn
+    return spaces.GPU(duration=duration)
+
+
+def on_zero_gpu() -> bool:
+    """True on a ZeroGPU Space."""
+    try:
+        import spaces.config
+    except ImportError:  # pragma: no cover - spaces is pinned
+        return False
+    return bool(spaces.config.Config.zero_gpu)
 
 
 def _user_message(err: Exception) -> gr.Error:

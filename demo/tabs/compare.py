@@ -11,10 +11,12 @@ from dataclasses import dataclass
 import gradio as gr
 
 from demo import render
-from demo.common import MODEL_RUN, author_of, gpu, guarded
+from demo.common import MODEL_RUN, author_of, gpu, guarded, on_zero_gpu
 from demo.comparison import LATEST, MAX_SLOTS, CompareHandlers, CompareSlot, parse_version
 from demo.handlers import ANY_CATEGORY, uploaded_image
+from demo.zerogpu import estimate_seconds, max_seconds
 from reason_iad.config import MODES, ReasoningConfig
+from reason_iad.errors import UserError
 
 SLOT_MODES = ("plain", "full", "knowledge", "latent")
 
@@ -70,8 +72,18 @@ def compare_tab(compare: CompareHandlers, choices: list[str]) -> None:
     """Build and wire the Compare tab."""
     form = _layout(compare, choices, compare.studio.pipeline.config.reasoning)
 
-    @gpu
+    def gpu_seconds(values: dict) -> int:  # every chosen configuration runs in the one GPU call
+        settings = {"mode": "full", "num_steps": values[form.steps], "patches_per_step": 2}
+        used = max(1, sum(bool(values[s.use]) for s in form.slots))
+        return used * estimate_seconds(settings, compare.studio.pipeline.config.backend.model)
+
+    @gpu(gpu_seconds)
     def run_comparison(values: dict):
+        if on_zero_gpu() and gpu_seconds(values) > max_seconds():
+            raise UserError(
+                f"these configurations would hold the GPU for about {gpu_seconds(values)} s, more than the "
+                f"{max_seconds()} s this Space allows: compare fewer of them or use fewer steps"
+            )
         image = uploaded_image(values[form.image], "image")  # decoded here, never by Gradio (preprocess=False)
         chosen = [s.slot(values, compare.active_name) for s in form.slots if values[s.use]]
         steps, latents = int(values[form.steps]), int(values[form.latents])

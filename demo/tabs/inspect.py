@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import gradio as gr
 
 from demo import render
-from demo.common import MODEL_RUN, gpu, guarded
+from demo.common import MODEL_RUN, gpu, guarded, on_zero_gpu
 from demo.events import InspectRun, InspectView, event_outputs, patch_view, run_view, starting_outputs
 from demo.gallery import GalleryItem, mask_annotations, questions_markdown
 from demo.handlers import (
@@ -29,7 +29,9 @@ from demo.handlers import (
     weight_control,
 )
 from demo.overlay import COLORMAPS, LAYERS, Look
+from demo.zerogpu import estimate_seconds, too_long
 from reason_iad.config import MODES, ReasoningConfig, choices
+from reason_iad.errors import UserError
 from reason_iad.reasoning.reward import REWARDS
 
 
@@ -240,7 +242,12 @@ def _wire_gallery(form: InspectForm, items: list[GalleryItem], choices: list[str
 def _wire_run(form: InspectForm, view: InspectView, look: dict, handlers: StudioHandlers) -> None:
     offered = _wire_pins(form, handlers)
 
-    @gpu
+    model = handlers.pipeline.config.backend.model
+
+    def gpu_seconds(*_, **named) -> int:  # ZeroGPU asks before each call, with the call's own arguments
+        return estimate_seconds(named, model)
+
+    @gpu(gpu_seconds)
     @guarded
     def inspect(  # the `/inspect` endpoint: its parameters' names are the API's (None: optional there)
         image,
@@ -254,6 +261,8 @@ def _wire_run(form: InspectForm, view: InspectView, look: dict, handlers: Studio
         look=None,
         **settings,
     ):
+        if on_zero_gpu() and (why := too_long(settings, model)):
+            raise UserError(why)
         yield starting_outputs(view)
         settings = ReasoningSettings.from_controls(settings)
         query = uploaded_image(image, "query image")  # None: `handlers.inspect` asks for an image
