@@ -47,14 +47,24 @@ class AnnotationHandlers:
         corrected: str,
         as_template: bool,
         username: str | None,
+        opened: bool = True,
     ) -> str:
-        """Store an annotation (and optionally a normal template); returns a status line."""
+        """Store an annotation (and optionally a normal template); returns a status line.
+
+        Everything is checked before anything is written: an image must have been opened (`opened`: the editor's
+        blank canvas is not an image), a defective image needs its defect painted, only normal images become
+        templates.
+        """
         author = self.studio.curator(username)
         image, mask = editor_image_and_mask(editor_value)
-        if image is None:
-            raise UserError("load an image into the editor first")
+        if image is None or not opened:
+            raise UserError("open an image to annotate first (the editor's blank canvas is not an image)")
         if self.pipeline.annotations is None:
             raise UserError("no annotation store is loaded")
+        if label == "defective" and (mask is None or not np.asarray(mask).any()):
+            raise UserError("paint the defect on the image before saving it as defective (or label it normal)")
+        if as_template and label != "normal":
+            raise UserError("only normal images can become one-shot templates")
         annotation_id = self.pipeline.annotations.add(
             image,
             label,
@@ -69,8 +79,6 @@ class AnnotationHandlers:
         )
         status = f"Saved annotation {annotation_id}."
         if as_template:
-            if label != "normal":
-                raise UserError("only normal images can become one-shot templates")
             update = self.pipeline.add_exemplars([image], dataset, category, author, note or "from an annotation")
             status += f" Added as normal template {update.ids[0]}."
             bank = update.bank

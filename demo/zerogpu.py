@@ -1,12 +1,12 @@
 """ZeroGPU (Hugging Face Spaces): how long an inspection holds the GPU, estimated per request from its settings.
 
-`@spaces.GPU(duration=...)` takes a function of the decorated handler's own arguments; `inspect_seconds` is that
-function for `/inspect`. The estimate starts from the measured costs of a 7B-shaped model on a whole H200
-(a cached latent forward about 60 ms per batch of candidates; DMLR-style steps with attention maps about 120 ms)
-and allows for a ZeroGPU slice, several forwards per step and eager attention: about 0.25 s per step and patch
-trial batch, 2 s for the prefix, 50 ms per decoded token; scaled by the model's size and doubled for safety. A run whose estimate exceeds
-what the Space allows (`REASON_IAD_GPU_MAX_S`, default 120 s, ZeroGPU's limit for visitors) is refused before it
-starts, with the settings that would make it fit. Off ZeroGPU the decorator does nothing and nothing is refused.
+`@spaces.GPU(duration=...)` takes a function of the decorated handler's own arguments; `estimate_seconds` is that
+function for `/inspect`. It starts from the measured costs of a 7B-shaped model on a whole H200 (a cached latent
+forward about 60 ms per batch of candidates; DMLR-style steps with attention maps about 120 ms) and allows for a
+ZeroGPU slice, several forwards per step and eager attention: about 0.25 s per step and patch-trial batch, 2 s for
+the prefix, 50 ms per decoded token; scaled by the model's size and doubled for safety. A run whose estimate
+exceeds what the Space allows (`REASON_IAD_GPU_MAX_S`, default 120 s, ZeroGPU's limit for visitors) is refused
+before it starts, with the settings that would make it fit. Off ZeroGPU the decorator does nothing.
 """
 
 from __future__ import annotations

@@ -107,8 +107,15 @@ def test_annotate_saves_with_mask_adds_templates_and_exports(handlers, tmp_path)
     assert status.startswith("Saved annotation")
     [saved] = handlers.pipeline.annotations.list()
     assert np.asarray(saved.mask)[50, 50] == 255 and np.asarray(saved.mask)[5, 5] == 0
-    with pytest.raises(UserError, match="only normal"):
-        work.save_annotation(value, "defective", "Mine", "gear", "chip", "", "", "", True, None)
+    refusals = [
+        ((value, "defective", "Mine", "gear", "chip", "", "", "", True, None), "only normal"),
+        ((dict(value, layers=[]), "defective", "Mine", "gear", "chip", "", "", "", False, None), "paint the defect"),
+        ((value, "normal", "Mine", "gear", "", "", "", "", False, None, False), "open an image"),  # blank canvas
+    ]
+    for arguments, message in refusals:
+        with pytest.raises(UserError, match=message):
+            work.save_annotation(*arguments)
+    assert len(handlers.pipeline.annotations.list()) == 1 and not handlers.pipeline.exemplars.list("gear")
     work.save_annotation(value, "normal", "Mine", "gear", "", "", "", "", True, None)
     assert len(handlers.pipeline.exemplars.list("gear")) == 1
     with zipfile.ZipFile(work.export_annotations()) as archive:

@@ -44,12 +44,13 @@ def annotate_tab(work: AnnotationHandlers, last_answer: gr.State) -> None:
         answer,
         corrected,
         as_template,
+        opened,
         request: gr.Request,
         profile: gr.OAuthProfile | None,
     ):
         author = author_of(request, profile)
         return work.save_annotation(
-            value, label, dataset, category, defect, note, answer, corrected, as_template, author
+            value, label, dataset, category, defect, note, answer, corrected, as_template, author, bool(opened)
         )
 
     def export_annotations(fmt, request: gr.Request, profile: gr.OAuthProfile | None):
@@ -58,18 +59,20 @@ def annotate_tab(work: AnnotationHandlers, last_answer: gr.State) -> None:
     def open_image(value):
         """The uploaded image, decoded by the project's safe loader, as the editor's background."""
         image = uploaded_image(value, "image to annotate")
-        return None if image is None else {"background": image, "layers": [], "composite": image}
+        return (None, False) if image is None else ({"background": image, "layers": [], "composite": image}, True)
 
     def copy_answer(answer):
         return answer or ""
 
     private = {"api_visibility": "private"}
     last_answer.change(copy_answer, last_answer, form.model_answer, **private)
-    form.save.click(guarded(save_annotation), list(form.fields), form.status, **private, **KNOWLEDGE_WRITE).then(
+    opened = gr.State(False)  # an image came through the opener (the editor alone only offers a blank canvas)
+    form.save.click(guarded(save_annotation), [*form.fields, opened], form.status, **private, **KNOWLEDGE_WRITE).then(
         guarded(work.annotation_rows), None, form.annotations, **private
     )
     form.export.click(guarded(export_annotations), form.export_format, form.download, **private)
-    form.opener.upload(guarded(open_image), form.opener, form.fields[0], preprocess=False, **private)
+    form.opener.upload(guarded(open_image), form.opener, [form.fields[0], opened], preprocess=False, **private)
+    form.fields[0].clear(lambda: False, None, opened, **private)
 
 
 def _layout() -> AnnotationForm:
