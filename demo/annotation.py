@@ -28,6 +28,47 @@ def editor_image_and_mask(value) -> tuple[Image.Image | None, object]:
     return background, mask
 
 
+PREFILLS: tuple[str, ...] = ("anomaly map", "kept patches", "nothing")
+MASK_RGBA = (255, 0, 0, 160)  # the brush's red, half transparent: the defect stays visible under the mask
+
+
+def prefilled_mask(run, source: str) -> np.ndarray | None:
+    """A first mask for the last inspection (None for "nothing" or when the run lacks that evidence).
+
+    "anomaly map": where the calibrated map is "suspicious" or worse (>= 0.5); "kept patches": their boxes' union.
+    """
+    height, width = run.query.size[1], run.query.size[0]
+    if source == "anomaly map" and run.anomaly is not None:
+        mask = np.asarray(run.anomaly.anomaly_map) >= 0.5
+        return mask if mask.any() else None
+    if source == "kept patches" and run.inspection is not None and run.inspection.injected:
+        mask = np.zeros((height, width), dtype=bool)
+        for patch in run.inspection.injected:
+            x0, y0, x1, y1 = (int(round(v)) for v in patch.box)
+            mask[max(y0, 0) : min(y1, height), max(x0, 0) : min(x1, width)] = True
+        return mask
+    return None
+
+
+def correction_editor(run, source: str) -> dict:
+    """The editor's value for correcting the last inspection: its image with the pre-filled mask as a layer."""
+    if run is None:
+        raise UserError("inspect an image first: the correction starts from the last inspection")
+    if source not in PREFILLS:
+        raise UserError(f"pre-fill the mask from one of {', '.join(PREFILLS)}")
+    image = run.query.convert("RGB")
+    mask = prefilled_mask(run, source)
+    layers = []
+    if mask is not None:
+        layer = np.zeros((*mask.shape, 4), dtype=np.uint8)
+        layer[mask] = MASK_RGBA
+        layers.append(Image.fromarray(layer, "RGBA"))
+    composite = image.copy()
+    for layer in layers:
+        composite.paste(layer, (0, 0), layer)
+    return {"background": image, "layers": layers, "composite": composite}
+
+
 class AnnotationHandlers:
     """Annotation actions (the studio's Annotate tab)."""
 

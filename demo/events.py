@@ -39,6 +39,7 @@ class InspectView:
     details: Any  # timings and the model, one small line
     run: Any  # gr.State holding the `InspectRun` (for the replay slider and the evidence table's clicks)
     last_answer: Any  # gr.State: "A. Yes." for the Annotate tab
+    last_run: Any  # gr.State: the finished `InspectRun`, for the Annotate tab's correction loop
 
     def components(self) -> list:
         """Every output component, for an event's `outputs=`."""
@@ -126,6 +127,7 @@ def _final_outputs(inspection: Inspection, view: InspectView, run: InspectRun) -
         view.grounding: render.grounding_markdown(run.truth, patches_hit or [], anomaly_hit),
         view.run: run,
         view.last_answer: f"{inspection.answer}. {inspection.answer_text}",
+        view.last_run: run,
     }
     if inspection.anomaly is None:  # no `AnomalyEvidence` came: say so instead of the previous run's verdict
         outputs[view.anomaly_note] = render.anomaly_markdown(None)

@@ -100,3 +100,65 @@ class ExemplarHandlers:
             raise UserError("choose a category and give the exemplar id (shown under its image)")
         self.pipeline.remove_exemplar(exemplar_id, dataset, category)
         return f"Removed exemplar {exemplar_id}. " + self.bank_text(dataset, category)
+
+
+class ImpactHandlers:
+    """The impact check (what does this edit change?): a category's questions under two knowledge versions.
+
+    The work is `reason_iad.eval.impact.check_impact` over the studio's own pipeline (its knowledge base, visual
+    memory and model); these handlers only resolve the inputs and shape the outputs.
+    """
+
+    THUMBNAIL = 160
+
+    def __init__(self, studio: StudioHandlers, sets_folder=None) -> None:
+        self.studio = studio
+        self.sets_folder = sets_folder  # where held-out synthetic sets are built (None: the user data dir)
+
+    def versions(self, from_version: float | None, to_version: float | None) -> tuple[int, int]:
+        """The versions asked for; empty or 0 (versions start at 1): the version before the last edit / the latest."""
+        from reason_iad.eval.impact import default_versions, resolve_version
+
+        store = self.studio._store()
+        before, latest = default_versions(store)
+        return tuple(resolve_version(store, int(v)) for v in (from_version or before, to_version or latest))
+
+    def check(self, from_version, to_version, choice, data, mode, username, progress=None) -> tuple:
+        """(summary markdown, plotly figure, subtask rows, flipped-answer gallery, flipped-answer rows)."""
+        from reason_iad.eval.impact import check_impact, held_out_set, read_impact_set
+        from reason_iad.eval.impact_report import impact_figure, impact_markdown
+
+        self.studio.curator(username, "run an impact check")  # it runs the model at length and writes its cache
+        dataset, category = split_category(choice)
+        if not category:
+            raise UserError("choose a category")
+        versions = self.versions(from_version, to_version)
+        report_progress = (lambda phase, done, total: progress((done, total), desc=phase)) if progress else None
+        root = (data or "").strip() or held_out_set(dataset, category, self.sets_folder, report_progress)
+        eval_set = read_impact_set(root, f"{dataset}/{category}" if dataset else category)
+        report = check_impact(self.studio.pipeline, eval_set, *versions, mode or "knowledge", report_progress)
+        subtasks = [
+            [
+                s.subtask,
+                s.questions,
+                round(100 * s.before_accuracy, 1),
+                round(100 * s.after_accuracy, 1),
+                round(s.change, 1),
+            ]
+            for s in report.subtasks
+        ]
+        flips = [
+            [q.image, q.subtask, q.question, q.before or "-", q.after or "-", q.correct, q.kind] for q in report.flips
+        ]
+        return impact_markdown(report), impact_figure(report), subtasks, self.thumbnails(report), flips
+
+    def thumbnails(self, report) -> list[tuple]:
+        """(thumbnail, caption) per flipped answer: `subtask: B → A (fixed)`."""
+        from reason_iad.images import load_image
+
+        shown = []
+        for q in report.flips:
+            image = load_image(q.image_path, q.image).copy()
+            image.thumbnail((self.THUMBNAIL, self.THUMBNAIL))
+            shown.append((image, f"{q.subtask}: {q.before or '-'} → {q.after or '-'} ({q.kind}) · {q.question}"))
+        return shown

@@ -69,16 +69,16 @@ def build_studio(
             f"industrial anomaly detection</small>\n{model_banner(config)}",
             elem_id="header",
         )
-        last_answer = gr.State("")
+        last_answer, last_run = gr.State(""), gr.State(None)  # the Inspect tab's latest answer and run
         with gr.Tabs():
             with gr.Tab("Inspect", id="inspect"):
-                choices = inspect_tab(config, handlers, items, last_answer)
+                choices = inspect_tab(config, handlers, items, last_answer, last_run)
             if handlers is not None and pipeline.store is not None:
                 with gr.Tab("Knowledge", id="knowledge"):
                     knowledge_tab(handlers, choices)
             if handlers is not None:
                 with gr.Tab("Annotate", id="annotate"):
-                    annotate_tab(AnnotationHandlers(handlers), last_answer)
+                    annotate_tab(AnnotationHandlers(handlers), last_answer, last_run)
                 with gr.Tab("Compare", id="compare"):
                     compare_tab(CompareHandlers(handlers), choices)
     return studio

@@ -152,4 +152,12 @@ def test_a_gallery_example_shows_its_cited_evidence_and_patches_on_the_defect(st
         page.locator("#layers").get_by_text("attention", exact=True).click()  # a layer on: the view is redrawn
         page.wait_for_function(f"() => ({source})() !== {before!r}")
         page.screenshot(path=str(ARTIFACTS / "e2e-6-attention-layer.png"))
+        page.get_by_role("tab", name="Annotate").click()  # the correction loop starts from this inspection
+        page.get_by_text("kept patches", exact=True).filter(visible=True).first.click()
+        page.click("#open-last")
+        page.wait_for_function(
+            "() => document.querySelector('#annotation-editor canvas, #annotation-editor img') !== null"
+        )
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(ARTIFACTS / "e2e-7-correction.png"))
         browser.close()

@@ -305,3 +305,24 @@ def test_the_studio_modules_import_without_cycles_and_studio_only_assembles_tabs
     assert not any("demo.studio" in deps for deps in graph.values())  # nothing reaches back into the assembler
     studio = (PROJECT_ROOT / "demo" / "studio.py").read_text()
     assert ".click(" not in studio and ".change(" not in studio and ".select(" not in studio
+
+
+# ---------------------------------------------------------------------------------------------- correction loop
+def test_the_correction_starts_from_the_anomaly_map_or_the_kept_patches():
+    from demo.annotation import MASK_RGBA, correction_editor, editor_image_and_mask
+    from reason_iad.errors import UserError
+
+    run = _run(_defect_mask()).advance(_evidence()).advance(_inspection(patches=(OFF,)))
+    from_map = correction_editor(run, "anomaly map")
+    image, mask = editor_image_and_mask(from_map)
+    assert image.size == (64, 64) and mask[16, 16] and not mask[40, 40]  # the map's suspicious region (>= 0.5)
+    assert from_map["composite"].getpixel((16, 16)) != (0, 0, 0)  # the mask shows over the image
+    assert from_map["layers"][0].getpixel((16, 16)) == MASK_RGBA
+    _, boxes = editor_image_and_mask(correction_editor(run, "kept patches"))
+    assert boxes[48, 48] and not boxes[16, 16] and boxes.sum() == 16 * 16  # OFF's box, exactly
+    assert correction_editor(run, "nothing")["layers"] == []
+    faint = _run().advance(_evidence(value_at_defect=0.3))
+    assert correction_editor(faint, "anomaly map")["layers"] == []  # nothing suspicious: no mask to start from
+    for bad, message in ((None, "inspect an image first"), (run, "pre-fill the mask from")):
+        with pytest.raises(UserError, match=message):
+            correction_editor(bad, "everything" if bad is not None else "anomaly map")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from demo.annotation import AnnotationHandlers
+from demo.annotation import PREFILLS, AnnotationHandlers, correction_editor
 from demo.common import KNOWLEDGE_WRITE, author_of, guarded
 from demo.handlers import uploaded_image
 from reason_iad.exports import EXPORT_FORMATS
@@ -28,10 +28,12 @@ class AnnotationForm:
     download: gr.File
     export_format: gr.Radio
     opener: gr.Image
+    prefill: gr.Radio
+    open_last: gr.Button
 
 
-def annotate_tab(work: AnnotationHandlers, last_answer: gr.State) -> None:
-    """Build and wire the Annotate tab; `last_answer` ("A. Yes.") is the Inspect tab's latest answer."""
+def annotate_tab(work: AnnotationHandlers, last_answer: gr.State, last_run: gr.State) -> None:
+    """Build and wire the Annotate tab; `last_answer` ("A. Yes.") and `last_run` are the Inspect tab's latest."""
     form = _layout()
 
     def save_annotation(
@@ -74,10 +76,28 @@ def annotate_tab(work: AnnotationHandlers, last_answer: gr.State) -> None:
     form.opener.upload(guarded(open_image), form.opener, [form.fields[0], opened], preprocess=False, **private)
     form.fields[0].clear(lambda: False, None, opened, **private)
 
+    def open_last(run, source):
+        """The last inspection's image with a pre-filled mask, labelled by whether anything was pre-filled."""
+        value = correction_editor(run, source)
+        label = "defective" if value["layers"] else "normal"
+        return value, True, label, f"{run.inspection.answer}. {run.inspection.answer_text}" if run.inspection else ""
+
+    form.open_last.click(
+        guarded(open_last),
+        [last_run, form.prefill],
+        [form.fields[0], opened, form.fields[1], form.model_answer],
+        **private,
+    )
+
 
 def _layout() -> AnnotationForm:
     with gr.Row():
         with gr.Column(scale=3):
+            with gr.Row(equal_height=True):
+                prefill = gr.Radio(
+                    list(PREFILLS), value=PREFILLS[0], label="Correct the last inspection: pre-fill the mask from"
+                )
+                open_last = gr.Button("Open the last inspection", elem_id="open-last")
             opener = gr.Image(
                 label="Open an image to annotate (decoded safely, then painted below)",
                 type="filepath",
@@ -88,6 +108,7 @@ def _layout() -> AnnotationForm:
                 sources=(),  # uploads go through `opener`: Gradio never decodes an upload itself
                 type="pil",
                 label="Image — paint over the defect (brush)",
+                elem_id="annotation-editor",
                 height=420,
                 brush=gr.Brush(colors=["#ff0000"], default_size=12),
             )
@@ -114,4 +135,6 @@ def _layout() -> AnnotationForm:
         export = gr.Button("Export (zip)")
         download = gr.File(label="Download")
     fields = (editor, label, dataset, category, defect, note, model_answer, corrected, as_template)
-    return AnnotationForm(fields, model_answer, save, status, annotations, export, download, export_format, opener)
+    return AnnotationForm(
+        fields, model_answer, save, status, annotations, export, download, export_format, opener, prefill, open_last
+    )

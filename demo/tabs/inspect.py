@@ -56,7 +56,9 @@ class InspectForm:
     stop: gr.Button
 
 
-def inspect_tab(config, handlers: StudioHandlers | None, items: list[GalleryItem], last_answer: gr.State) -> list[str]:
+def inspect_tab(
+    config, handlers: StudioHandlers | None, items: list[GalleryItem], last_answer: gr.State, last_run: gr.State
+) -> list[str]:
     """Build and wire the Inspect tab (without handlers: the gallery only); returns its category choices."""
     pairs = sorted({(i.dataset, i.category) for i in items})
     if handlers is not None and handlers.pipeline.store is not None:
@@ -68,7 +70,7 @@ def inspect_tab(config, handlers: StudioHandlers | None, items: list[GalleryItem
         with gr.Column(scale=4, min_width=360):
             form = _form(config.reasoning, items, choices)
         with gr.Column(scale=7):
-            view, look = _view(last_answer)
+            view, look = _view(last_answer, last_run)
     _wire_gallery(form, items, choices)
     _wire_presets(form)
     if handlers is not None:
@@ -154,7 +156,7 @@ def reasoning_controls(start: ReasoningSettings) -> dict[str, gr.components.Comp
     return controls
 
 
-def _view(last_answer: gr.State) -> tuple[InspectView, dict]:
+def _view(last_answer: gr.State, last_run: gr.State) -> tuple[InspectView, dict]:
     """The right column: the explanation view beside the answer, the live plot beside the cited evidence.
 
     Returns the view and the explanation's look controls (layers, opacity, colormap, and the state they set).
@@ -200,6 +202,7 @@ def _view(last_answer: gr.State) -> tuple[InspectView, dict]:
         details,
         gr.State(None),
         last_answer,
+        last_run,
     )
     return view, {"layers": layers, "opacity": opacity, "colormap": colormap, "state": gr.State(Look())}
 

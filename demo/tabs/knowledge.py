@@ -1,7 +1,9 @@
 """The Knowledge tab: browse, search, edit, add, delete, restore and diff the versioned category knowledge.
 
-Its lower panels manage the normal exemplars (and the visual memory's banks) and import / export. Every write
-checks the curator server-side (`StudioHandlers.curator`) and runs on the `kb-write` queue, one at a time.
+It opens listing the first category's entries. Its lower panels check what an edit changes (the category's
+questions answered under two versions: accuracy per subtask and the flipped answers), manage the normal exemplars
+(and the visual memory's banks) and import / export. Every write checks the curator server-side
+(`StudioHandlers.curator`) and runs on the `kb-write` queue, one at a time.
 Public endpoints: `/search_knowledge` (query, mode, category) and `/add_knowledge`.
 """
 
@@ -11,9 +13,9 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from demo.common import KNOWLEDGE_WRITE, author_of, guarded
+from demo.common import KNOWLEDGE_WRITE, MODEL_RUN, author_of, guarded
 from demo.handlers import StudioHandlers
-from demo.knowledge_panels import ExemplarHandlers, TransferHandlers
+from demo.knowledge_panels import ExemplarHandlers, ImpactHandlers, TransferHandlers
 
 
 @dataclass(frozen=True)
@@ -48,10 +50,12 @@ def knowledge_tab(handlers: StudioHandlers, choices: list[str]) -> None:
     """Build and wire the Knowledge tab over the pipeline's knowledge store."""
     from reason_iad.knowledge.search import categories
 
-    tables = _browse(handlers, categories(handlers.pipeline.store))
+    pairs = categories(handlers.pipeline.store)
+    tables = _browse(handlers, pairs)
     editor = _editor_layout()
     versions = _versions(handlers)
     _wire_editor(editor, tables, handlers, versions)
+    _impact(ImpactHandlers(handlers), pairs)
     _exemplars(ExemplarHandlers(handlers), choices)
     _transfer(TransferHandlers(handlers), versions, editor.status, handlers)
 
@@ -62,10 +66,13 @@ def _browse(handlers: StudioHandlers, pairs: list[tuple[str, str]]) -> tuple[gr.
         dataset = gr.Dropdown([""] + sorted({d for d, _ in pairs}), value="", label="Dataset")
         category = gr.Dropdown([""] + sorted({c for _, c in pairs}), value="", label="Category")
         refresh = gr.Button("Show")
+    first = [gr.State(value) for value in (pairs[0] if pairs else ("", ""))]  # listed when the page opens
     entries = gr.Dataframe(
+        guarded(handlers.list_entries),  # run on every page load with `first` (the dropdowns keep searches global)
+        inputs=first,
         headers=["id", "dataset", "category", "defect", "title", "updated"],
         interactive=False,
-        label="Entries (click a row to edit)",
+        label="Entries (the first category when the page opens; click a row to edit)",
         max_height=320,
         elem_id="entries",
     )
@@ -153,6 +160,72 @@ def _wire_editor(editor: EntryEditor, tables, handlers: StudioHandlers, versions
         **show_history
     )
     versions.restore.click(guarded(restore_version), versions.version_a, editor.status, **private).then(**show_history)
+
+
+def _impact(impact: ImpactHandlers, pairs: list[tuple[str, str]]) -> None:
+    """Check impact: a category's questions answered under two versions, accuracy per subtask, flipped answers."""
+    from reason_iad.synth import DATASET
+
+    labels = [f"{d} / {c}" for d, c in pairs]
+    synthetic = [label for label, (d, _) in zip(labels, pairs, strict=True) if d == DATASET]
+    with gr.Accordion("What does this edit change? (impact check)", open=False):
+        gr.Markdown(
+            "Answers the category's questions under two knowledge versions and shows accuracy per subtask and "
+            "every answer that flipped. Answers are cached: after a small edit only the questions whose retrieved "
+            "knowledge changed run again. The knowledge base itself is never changed."
+        )
+        with gr.Row():
+            from_version = gr.Number(label="From version (0: before the last edit)", precision=0)
+            to_version = gr.Number(label="To version (0: the latest)", precision=0)
+            category = gr.Dropdown(
+                labels, value=(synthetic or labels or [None])[0], label="Category", elem_id="impact-category"
+            )
+            mode = gr.Radio(["knowledge", "full"], value="knowledge", label="Mode (full adds latent steps)")
+        data = gr.Textbox(
+            label="Evaluation set",
+            elem_id="impact-data",
+            placeholder="an MMAD-format folder (with mmad.json); empty: a held-out synthetic set (SynthIAD only)",
+        )
+        check = gr.Button("Check impact", variant="primary", elem_id="check-impact")
+        summary = gr.Markdown("", elem_id="impact-summary")
+        plot = gr.Plot(label="Accuracy per subtask", elem_id="impact-plot")
+        subtasks = gr.Dataframe(
+            headers=["subtask", "questions", "before %", "after %", "change (points)"], interactive=False
+        )
+        flipped = gr.Gallery(
+            label="Flipped answers (caption: subtask, before → after, kind, question)",
+            columns=6,
+            fit_columns=False,  # one flip stays a thumbnail
+            height="auto",
+            preview=False,
+            object_fit="contain",
+            elem_id="impact-flips",
+        )
+        flips = gr.Dataframe(
+            headers=["image", "subtask", "question", "before", "after", "correct", "kind"],
+            interactive=False,
+            label="Flipped answers",
+        )
+
+    def check_impact(
+        from_,
+        to_,
+        choice,
+        data_,
+        mode_,
+        request: gr.Request,
+        profile: gr.OAuthProfile | None,
+        progress=gr.Progress(),  # noqa: B008
+    ):
+        return impact.check(from_, to_, choice, data_, mode_, author_of(request, profile), progress)
+
+    check.click(
+        guarded(check_impact),
+        [from_version, to_version, category, data, mode],
+        [summary, plot, subtasks, flipped, flips],
+        api_visibility="private",
+        **MODEL_RUN,
+    )
 
 
 def _exemplars(exemplars: ExemplarHandlers, choices: list[str]) -> None:
