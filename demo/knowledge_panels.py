@@ -18,7 +18,7 @@ class TransferHandlers:
 
         author = self.studio.curator(username)
         if not path:
-            raise UserError("upload a .json (MMAD domain_knowledge) or .jsonl file first")
+            raise UserError("upload a knowledge file first (MMAD domain_knowledge.json or JSONL)")
         entries, refused = read_import_file(path, author)
         summary = import_entries(self.studio._store(), entries, refused, author, partial)
         return summary.describe().replace("\n", "  \n")
@@ -29,16 +29,13 @@ class TransferHandlers:
         import tempfile
         from pathlib import Path
 
-        from reason_iad.knowledge.transfer import export_domain_knowledge, export_jsonl
+        from reason_iad.knowledge.transfer import KNOWLEDGE_FORMATS, export_knowledge
 
+        if kind not in KNOWLEDGE_FORMATS:
+            raise UserError(f"export format must be one of {', '.join(KNOWLEDGE_FORMATS)}")
         folder = Path(tempfile.mkdtemp(prefix="reason-iad-knowledge-"))
-        at = int(version) if version else None
-        if kind == "jsonl":
-            path = folder / "knowledge.jsonl"
-            export_jsonl(self.studio._store(), path, at)
-        else:
-            path = folder / "domain_knowledge.json"
-            export_domain_knowledge(self.studio._store(), path, at)
+        path = folder / KNOWLEDGE_FORMATS[kind].filename
+        export_knowledge(self.studio._store(), path, kind, int(version) if version else None)
         return str(path)
 
     def version_rows(self, version: float | None) -> list[list]:

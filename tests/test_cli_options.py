@@ -37,7 +37,10 @@ KB_POSITIONALS = {
     "export": ["f.json"],
     "restore": ["3"],
 }
-KB_REQUIRED = {"add": ["--dataset", "D", "--category", "c", "--defect", "d", "--title", "T"]}
+KB_REQUIRED = {
+    "add": ["--dataset", "D", "--category", "c", "--defect", "d", "--title", "T"],
+    "impact": ["--data", "set", "--from", "1", "--to", "2"],
+}
 
 
 def _kb_actions() -> list[str]:

@@ -12,10 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import gradio as gr
+from gradio.context import get_blocks_context
 
 from demo.common import KNOWLEDGE_WRITE, MODEL_RUN, author_of, guarded
 from demo.handlers import StudioHandlers
 from demo.knowledge_panels import ExemplarHandlers, ImpactHandlers, TransferHandlers
+from reason_iad.knowledge.transfer import KNOWLEDGE_FORMATS
 
 
 @dataclass(frozen=True)
@@ -68,8 +70,6 @@ def _browse(handlers: StudioHandlers, pairs: list[tuple[str, str]]) -> tuple[gr.
         refresh = gr.Button("Show")
     first = [gr.State(value) for value in (pairs[0] if pairs else ("", ""))]  # listed when the page opens
     entries = gr.Dataframe(
-        guarded(handlers.list_entries),  # run on every page load with `first` (the dropdowns keep searches global)
-        inputs=first,
         headers=["id", "dataset", "category", "defect", "title", "updated"],
         interactive=False,
         label="Entries (the first category when the page opens; click a row to edit)",
@@ -87,6 +87,8 @@ def _browse(handlers: StudioHandlers, pairs: list[tuple[str, str]]) -> tuple[gr.
         elem_id="search-results",
     )
     refresh.click(guarded(handlers.list_entries), [dataset, category], entries, api_visibility="private")
+    page = get_blocks_context().root_block  # every page load lists `first` (the dropdowns keep searches global)
+    page.load(guarded(handlers.list_entries), first, entries, api_visibility="private")
     search_button.click(guarded(handlers.search), [query, search_mode, category], results, api_name="search_knowledge")
     return entries, results
 
@@ -265,11 +267,16 @@ def _transfer(transfer: TransferHandlers, versions: VersionPanel, status: gr.Mar
     """Import an MMAD `domain_knowledge.json` or JSONL file; export the latest or a past version."""
     with gr.Accordion("Import / export", open=False):
         with gr.Row():
-            upload = gr.File(label="MMAD domain_knowledge.json or JSONL", file_types=[".json", ".jsonl"])
+            upload = gr.File(
+                label=" or ".join(f.label for f in KNOWLEDGE_FORMATS.values()),
+                file_types=[f.suffix for f in KNOWLEDGE_FORMATS.values()],
+            )
             partial = gr.Checkbox(label="write the valid entries even if some are refused")
             import_button = gr.Button("Import")
         with gr.Row():
-            kind = gr.Radio(["mmad", "jsonl"], value="mmad", label="Export format")
+            kind = gr.Radio(
+                [(f.label, f.name) for f in KNOWLEDGE_FORMATS.values()], value="mmad", label="Export format"
+            )
             export_button = gr.Button("Export (latest, or the 'from' version)")
             exported = gr.File(label="Download")
 

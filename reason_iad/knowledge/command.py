@@ -8,9 +8,10 @@ import getpass
 import sys
 from pathlib import Path
 
-from reason_iad.cli_options import share_options
+from reason_iad.cli_options import add_model_options, share_options
 from reason_iad.config import KnowledgeConfig
 from reason_iad.errors import UserError
+from reason_iad.knowledge.transfer import KNOWLEDGE_FORMATS
 
 
 def register(subparsers) -> None:
@@ -82,7 +83,11 @@ def register(subparsers) -> None:
         actions,
         "export",
         "export as JSONL or MMAD domain_knowledge.json",
-        [("file", {}), ("--format", {"choices": ["jsonl", "mmad"]}), ("--version", {"type": int})],
+        [
+            ("file", {}),
+            ("--format", {"choices": list(KNOWLEDGE_FORMATS), "help": "default: from the file's suffix"}),
+            ("--version", {"type": int}),
+        ],
     )
     _add(actions, "versions", "the change history", [])
     _add(
@@ -95,14 +100,36 @@ def register(subparsers) -> None:
     _add(
         actions, "tag", "name a version (no name: list tags)", [("name", {"nargs": "?"}), ("--version", {"type": int})]
     )
+    _add_impact(actions)
     share_options(parser)  # `kb import FILE --db DIR` as well as `kb --db DIR import FILE`
 
 
-def _add(actions, name: str, help_text: str, arguments: list) -> None:
+def _add(actions, name: str, help_text: str, arguments: list) -> argparse.ArgumentParser:
     parser = actions.add_parser(name, help=help_text)
     for flag, options in arguments:
         parser.add_argument(flag, **options)
     parser.set_defaults(handler=run, action=name)
+    return parser
+
+
+def _add_impact(actions) -> None:
+    version = {"required": True, "metavar": "VERSION", "help": "a version number or tag"}
+    parser = _add(
+        actions,
+        "impact",
+        "what an edit changes: a set's questions answered under two knowledge versions, accuracy and flips",
+        [
+            ("--data", {"required": True, "metavar": "ROOT", "help": "an MMAD-format set (folder with mmad.json)"}),
+            ("--from", {"dest": "from_version", **version}),
+            ("--to", {"dest": "to_version", **version}),
+            ("--category", {"help": "the category asked (name or dataset/name; default: every one in the set)"}),
+            ("--mode", {"choices": ["knowledge", "full"], "default": "knowledge", "help": "full adds latent steps"}),
+            ("--out", {"metavar": "DIR", "help": "also write impact.json and impact.html (plotly) into DIR"}),
+            ("--json", {"action": "store_true", "help": "print the report as JSON"}),
+            ("--skip-missing", {"action": "store_true", "help": "skip images missing from the set"}),
+        ],
+    )
+    add_model_options(parser)
 
 
 def _author(args) -> str:
@@ -124,6 +151,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.action == "reembed":
         return _reembed(args)
+    if args.action == "impact":
+        return _impact(args)
     return HANDLERS[args.action](open_store(store_config(args)), args)
 
 
@@ -222,10 +251,10 @@ def _import(store, args) -> int:
 
 
 def _export(store, args) -> int:
-    from reason_iad.knowledge.transfer import export_domain_knowledge, export_jsonl
+    from reason_iad.knowledge.transfer import export_knowledge, format_of
 
-    kind = args.format or ("jsonl" if args.file.endswith(".jsonl") else "mmad")
-    count = (export_jsonl if kind == "jsonl" else export_domain_knowledge)(store, args.file, args.version)
+    kind = args.format or format_of(args.file).name
+    count = export_knowledge(store, args.file, kind, args.version)
     print(f"exported {count} entries to {args.file} ({kind})")
     return 0
 
@@ -271,6 +300,65 @@ def _reembed(args) -> int:
         store = reembed(uri, make_embedder(config.text_embedder), image, _author(args), progress=bar.update)
     print(f"re-embedded {store.count()} entries: version {store.version}")
     return 0
+
+
+def _impact(args) -> int:
+    """Answer the set under both versions (the model runs only for prompts not in the answer cache) and report."""
+    import json
+
+    from reason_iad.cli_options import backend_from_args
+    from reason_iad.eval import impact
+    from reason_iad.eval.impact_report import impact_table, write_impact
+    from reason_iad.knowledge import default_db_uri, open_store
+
+    uri = args.db or default_db_uri()
+    impact.require_knowledge_base(uri)  # everything is checked before the model loads and anything is written
+    if args.out and Path(args.out).expanduser().exists() and not Path(args.out).expanduser().is_dir():
+        raise UserError(f"--out {args.out} is a file, not a folder")
+    config = impact.impact_config(uri, backend_from_args(args), args.text_embedder, args.image_embedder)
+    eval_set = impact.read_impact_set(args.data, args.category, args.skip_missing)
+    store = open_store(config.knowledge, seed_dir=None)
+    versions = [impact.resolve_version(store, v) for v in (args.from_version, args.to_version)]
+    impact.store_items(eval_set.items, store, versions)
+    pipeline = impact.load_impact_pipeline(config)
+    with PhaseBars() as bars:
+        report = impact.check_impact(pipeline, eval_set, *versions, args.mode, progress=bars.update)
+    print(json.dumps(report.to_dict(), ensure_ascii=False) if args.json else impact_table(report))
+    if args.out:
+        paths = write_impact(report, args.out)
+        print(f"wrote {', '.join(str(p) for p in paths)}", file=sys.stderr if args.json else sys.stdout)
+    return 0
+
+
+class PhaseBars:
+    """One tqdm bar per phase of a long job, fed `(phase, done, total)` (questions/s and ETA shown)."""
+
+    def __init__(self) -> None:
+        self.bar, self.phase = None, None
+
+    def update(self, phase: str, done: int, total: int) -> None:
+        """Advance the phase's bar to `done` of `total`, opening a new bar when the phase changes."""
+        from tqdm import tqdm
+
+        if phase != self.phase:
+            self.close()
+            self.phase = phase
+            self.bar = tqdm(
+                total=total, desc=phase, unit="q", file=sys.stderr, disable=None, dynamic_ncols=True, smoothing=0.1
+            )
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        """Close the open bar."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> PhaseBars:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 HANDLERS = {
