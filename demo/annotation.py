@@ -69,6 +69,12 @@ def correction_editor(run, source: str) -> dict:
     return {"background": image, "layers": layers, "composite": composite}
 
 
+def is_blank(image: Image.Image) -> bool:
+    """True for an image of one flat colour (the editor's empty canvas is white), never a part worth annotating."""
+    low, high = zip(*image.convert("RGB").getextrema(), strict=True)
+    return low == high
+
+
 class AnnotationHandlers:
     """Annotation actions (the studio's Annotate tab)."""
 
@@ -88,17 +94,15 @@ class AnnotationHandlers:
         corrected: str,
         as_template: bool,
         username: str | None,
-        opened: bool = True,
     ) -> str:
         """Store an annotation (and optionally a normal template); returns a status line.
 
-        Everything is checked before anything is written: an image must have been opened (`opened`: the editor's
-        blank canvas is not an image), a defective image needs its defect painted, only normal images become
-        templates.
+        Everything is checked before anything is written: there must be an image (the editor's blank canvas, one
+        flat colour, is not one), a defective image needs its defect painted, only normal images become templates.
         """
         author = self.studio.curator(username)
         image, mask = editor_image_and_mask(editor_value)
-        if image is None or not opened:
+        if image is None or is_blank(image):
             raise UserError("open an image to annotate first (the editor's blank canvas is not an image)")
         if self.pipeline.annotations is None:
             raise UserError("no annotation store is loaded")

@@ -39,8 +39,12 @@ READ_ONLY = {
     "demo.tabs.inspect:_wire_gallery.<locals>.pick_example",
     "demo.tabs.inspect:_wire_pins.<locals>.refresh_pins",
     "demo.tabs.inspect:_wire_run.<locals>.inspect",
-    "demo.tabs.inspect:_wire_patch_view.<locals>.replay",  # the replay frame
-    "demo.tabs.inspect:_wire_patch_view.<locals>.highlight",  # a clicked evidence row's patch, emphasised
+    "demo.tabs.inspect:_wire_explanation.<locals>.restyle",  # layers, opacity, colormap of the explanation
+    "demo.tabs.inspect:_wire_explanation.<locals>.replay",  # the replay frame
+    "demo.tabs.inspect:_wire_explanation.<locals>.highlight",  # a clicked evidence row's patch, emphasised
+    "demo.tabs.inspect:_wire_presets.<locals>.apply",  # a preset sets three sliders
+    "demo.tabs.inspect:_wire_presets.<locals>.follow",  # the sliders name their preset
+    "demo.tabs.annotate:annotate_tab.<locals>.open_last",  # the last inspection into the editor
     "demo.handlers:StudioHandlers.list_entries",
     "demo.tabs.knowledge:_wire_editor.<locals>.load_row",
     "demo.handlers:StudioHandlers.search",
@@ -179,9 +183,12 @@ def call(client: httpx.Client, api_name: str, data: list) -> tuple[int, str, obj
 
 
 def png(colour=(200, 180, 150)) -> bytes:
+    """A small part: one colour with a darker square (a flat image is the editor's blank canvas, refused)."""
     from reason_iad.images import png_bytes
 
-    return png_bytes(Image.new("RGB", (48, 48), colour))
+    picture = Image.new("RGB", (48, 48), colour)
+    picture.paste((90, 70, 50), (10, 10, 20, 20))
+    return png_bytes(picture)
 
 
 def payloads(client: httpx.Client, pipeline: Pipeline) -> dict[str, list]:

@@ -102,15 +102,32 @@ def test_annotate_saves_with_mask_adds_templates_and_exports(handlers, tmp_path)
     work = AnnotationHandlers(handlers)
     layer = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
     layer.paste((255, 0, 0, 255), (40, 40, 60, 60))
-    value = {"background": solid((90, 90, 90)).resize((64, 64)), "layers": [layer], "composite": None}
+    part = solid((90, 90, 90)).resize((64, 64))
+    part.paste((140, 120, 100), (4, 4, 12, 12))  # a part, not a flat canvas
+    value = {"background": part, "layers": [layer], "composite": None}
     status = work.save_annotation(value, "defective", "Mine", "gear", "chip", "", "B. No.", "A. Yes.", False, None)
     assert status.startswith("Saved annotation")
     [saved] = handlers.pipeline.annotations.list()
     assert np.asarray(saved.mask)[50, 50] == 255 and np.asarray(saved.mask)[5, 5] == 0
+    blank = Image.new("RGB", (800, 800), "white")  # the editor's empty canvas
     refusals = [
         ((value, "defective", "Mine", "gear", "chip", "", "", "", True, None), "only normal"),
         ((dict(value, layers=[]), "defective", "Mine", "gear", "chip", "", "", "", False, None), "paint the defect"),
-        ((value, "normal", "Mine", "gear", "", "", "", "", False, None, False), "open an image"),  # blank canvas
+        (
+            (
+                dict(value, background=blank),
+                "normal",
+                "Mine",
+                "gear",
+                "",
+                "",
+                "",
+                "",
+                False,
+                None,
+            ),
+            "open an image",
+        ),  # the editor's blank canvas
     ]
     for arguments, message in refusals:
         with pytest.raises(UserError, match=message):

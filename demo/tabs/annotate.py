@@ -46,13 +46,12 @@ def annotate_tab(work: AnnotationHandlers, last_answer: gr.State, last_run: gr.S
         answer,
         corrected,
         as_template,
-        opened,
         request: gr.Request,
         profile: gr.OAuthProfile | None,
     ):
         author = author_of(request, profile)
         return work.save_annotation(
-            value, label, dataset, category, defect, note, answer, corrected, as_template, author, bool(opened)
+            value, label, dataset, category, defect, note, answer, corrected, as_template, author
         )
 
     def export_annotations(fmt, request: gr.Request, profile: gr.OAuthProfile | None):
@@ -61,31 +60,29 @@ def annotate_tab(work: AnnotationHandlers, last_answer: gr.State, last_run: gr.S
     def open_image(value):
         """The uploaded image, decoded by the project's safe loader, as the editor's background."""
         image = uploaded_image(value, "image to annotate")
-        return (None, False) if image is None else ({"background": image, "layers": [], "composite": image}, True)
+        return None if image is None else {"background": image, "layers": [], "composite": image}
 
     def copy_answer(answer):
         return answer or ""
 
     private = {"api_visibility": "private"}
     last_answer.change(copy_answer, last_answer, form.model_answer, **private)
-    opened = gr.State(False)  # an image came through the opener (the editor alone only offers a blank canvas)
-    form.save.click(guarded(save_annotation), [*form.fields, opened], form.status, **private, **KNOWLEDGE_WRITE).then(
+    form.save.click(guarded(save_annotation), list(form.fields), form.status, **private, **KNOWLEDGE_WRITE).then(
         guarded(work.annotation_rows), None, form.annotations, **private
     )
     form.export.click(guarded(export_annotations), form.export_format, form.download, **private)
-    form.opener.upload(guarded(open_image), form.opener, [form.fields[0], opened], preprocess=False, **private)
-    form.fields[0].clear(lambda: False, None, opened, **private)
+    form.opener.upload(guarded(open_image), form.opener, form.fields[0], preprocess=False, **private)
 
     def open_last(run, source):
         """The last inspection's image with a pre-filled mask, labelled by whether anything was pre-filled."""
         value = correction_editor(run, source)
         label = "defective" if value["layers"] else "normal"
-        return value, True, label, f"{run.inspection.answer}. {run.inspection.answer_text}" if run.inspection else ""
+        return value, label, f"{run.inspection.answer}. {run.inspection.answer_text}" if run.inspection else ""
 
     form.open_last.click(
         guarded(open_last),
         [last_run, form.prefill],
-        [form.fields[0], opened, form.fields[1], form.model_answer],
+        [form.fields[0], form.fields[1], form.model_answer],
         **private,
     )
 

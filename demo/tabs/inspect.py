@@ -29,6 +29,7 @@ from demo.handlers import (
     weight_control,
 )
 from demo.overlay import COLORMAPS, LAYERS, Look
+from demo.product_panel import product_panel
 from demo.zerogpu import estimate_seconds, too_long
 from reason_iad.config import MODES, ReasoningConfig, choices
 from reason_iad.errors import UserError
@@ -69,6 +70,8 @@ def inspect_tab(
     with gr.Row(equal_height=False):
         with gr.Column(scale=4, min_width=360):
             form = _form(config.reasoning, items, choices)
+            if handlers is not None and handlers.pipeline.exemplars is not None:
+                product_panel(handlers, form.category, choices)
         with gr.Column(scale=7):
             view, look = _view(last_answer, last_run)
     _wire_gallery(form, items, choices)

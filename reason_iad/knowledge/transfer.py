@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -22,7 +23,9 @@ from reason_iad.knowledge.entry import (
     to_domain_knowledge,
     validation_message,
 )
-from reason_iad.knowledge.store import KnowledgeStore
+
+if TYPE_CHECKING:  # the store (and lancedb) load only when a file is written: the CLI's parser reads the table
+    from reason_iad.knowledge.store import KnowledgeStore
 
 MAX_IMPORT_BYTES = 50 * 2**20
 
