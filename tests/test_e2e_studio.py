@@ -161,3 +161,51 @@ def test_a_gallery_example_shows_its_cited_evidence_and_patches_on_the_defect(st
         page.wait_for_timeout(1500)
         page.screenshot(path=str(ARTIFACTS / "e2e-7-correction.png"))
         browser.close()
+
+
+def test_bring_your_own_product_then_inspect_one_of_its_defects(studio_url, tmp_path):
+    """Five real photographs (scikit-image's brick, greyscale) become a category; a damaged one is inspected."""
+    import skimage.data
+    from PIL import Image, ImageDraw
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.fail("Debian's chromium is not installed (.ci/run installs it: apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    brick = skimage.data.brick()  # 512x512 greyscale photograph, CC0
+    paths = []
+    for n, (y, x) in enumerate([(0, 0), (0, 256), (256, 0), (256, 256), (128, 128), (64, 300)]):
+        path = tmp_path / f"brick-{n}.png"
+        Image.fromarray(brick[y : y + 160, x : x + 160]).save(path)
+        paths.append(str(path))
+    damaged = Image.open(paths[-1]).convert("RGB")
+    ImageDraw.Draw(damaged).ellipse((50, 60, 90, 100), fill=(250, 250, 250))
+    damaged.save(tmp_path / "damaged.png")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1440, "height": 900})
+        page.goto(studio_url, wait_until="load")
+        page.wait_for_selector("#run", timeout=60_000)
+        page.get_by_text("Bring your own product").click()
+        page.set_input_files("#byop-files input[type=file]", paths[:-1])
+        page.fill("#byop-category textarea, #byop-category input", "brick")
+        page.wait_for_timeout(1500)  # the upload settles
+        page.click("#byop-create")
+        page.wait_for_function(
+            "() => document.querySelector('#byop-status')?.innerText.includes('Created')", timeout=120_000
+        )
+        status = page.locator("#byop-status").inner_text()
+        assert "Created Mine / brick from 5 normal images" in status, status
+        page.screenshot(path=str(ARTIFACTS / "e2e-8-new-category.png"), full_page=True)
+        page.set_input_files("#query-image input[type=file]", str(tmp_path / "damaged.png"))
+        page.wait_for_timeout(1500)
+        page.click("#run")
+        page.wait_for_function(
+            "() => document.querySelector('#answer')?.innerText.includes('Answer:')", timeout=120_000
+        )
+        assert "synthiad" not in page.locator("#answer").inner_text().lower()  # its own category, not a gallery one
+        assert page.locator("#explanation img").get_attribute("src")
+        page.screenshot(path=str(ARTIFACTS / "e2e-9-inspect-new-category.png"))
+        browser.close()
