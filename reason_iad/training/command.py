@@ -38,6 +38,14 @@ def register(subparsers) -> None:
         metavar="SUBTASK=W",
         help="sample SUBTASK's questions W times as often, e.g. 'Anomaly Detection=4'",
     )
+    parser.add_argument(
+        "--recipe",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override a number of the data recipe, e.g. 'knowledge_rate=0.7' (see training.data.DataRecipe)",
+    )
+    parser.add_argument("--evidence-cache", metavar="FILE", help="JSON file caching the pool's memory evidence")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument(
         "--install",
@@ -66,9 +74,12 @@ def run(args: argparse.Namespace) -> int:
             learning_rate=args.learning_rate,
             warmup_steps=20 if args.warm_start else 100,
         )
-        recipe = DataRecipe(subtask_weights=_weights(args.subtask_weight))
+        recipe = DataRecipe(subtask_weights=_weights(args.subtask_weight), **_recipe(args.recipe))
         warm = Path(args.warm_start) if args.warm_start else None
-        summary = train_inspector(out / "inspector", settings, recipe, resume=args.resume, warm_start=warm)
+        cache = Path(args.evidence_cache) if args.evidence_cache else None
+        summary = train_inspector(
+            out / "inspector", settings, recipe, resume=args.resume, warm_start=warm, evidence_cache=cache
+        )
         print(f"inspector: {summary}")
         if args.install:
             install(Path(summary["folder"]), "inspector")
@@ -94,6 +105,26 @@ def _weights(items: list[str]) -> tuple[tuple[str, float], ...]:
         except ValueError:
             raise UserError(f"--subtask-weight {item!r}: the weight must be a number") from None
     return tuple(weights)
+
+
+def _recipe(items: list[str]) -> dict[str, float | int]:
+    """Parse `FIELD=VALUE` overrides of the numeric `DataRecipe` fields."""
+    from dataclasses import fields
+
+    from reason_iad.training.data import DataRecipe
+
+    kinds = {f.name: f.type for f in fields(DataRecipe) if f.type in ("int", "float", int, float)}
+    out: dict[str, float | int] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in kinds:
+            raise UserError(f"--recipe must look like 'knowledge_rate=0.7' with one of {sorted(kinds)}, got {item!r}")
+        try:
+            out[name] = int(value) if kinds[name] in ("int", int) else float(value)
+        except ValueError:
+            raise UserError(f"--recipe {item!r}: the value must be a number") from None
+    return out
 
 
 def install(folder: Path, kind: str) -> Path:

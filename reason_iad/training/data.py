@@ -6,11 +6,20 @@ zero- or one-shot, with or without the category's knowledge, with the visual mem
 examples (computed by the real memory, `training.evidence`), with or without the latent think-token slots; the
 answer is the option phrase, often followed by a short rationale from the ground truth (defect type and region).
 Retrieved knowledge is imitated in the order retrieval produces it (top defect entries, then the normal entry),
-with the true defect ranked first at the rate `retrieval_top1_rate`.
+with the true defect ranked first at the rate `retrieval_top1_rate` and otherwise second or third (the tiny
+retriever's measured top-1 / top-3 within a category).
+
+So that the entries carry information the model needs, knowledge examples vary what the entries say: in a share
+of them (`rename_rate`) every defect type of the category is renamed for that one example (a made-up name, a code
+name, or another defect's title), consistently in the entries' title lines, the Defect Classification options and
+the rationale, while the entries' visual descriptions stay; only reading the entries maps what the image shows to
+the option text. In a share of the knowledge Defect Description questions (`paraphrase_rate`) the options are
+the entries' own first sentences instead of the catalog's phrases.
 """
 
 from __future__ import annotations
 
+import re
 import types
 from dataclasses import dataclass, field
 
@@ -42,12 +51,15 @@ class DataRecipe:
     templates_per_category: int = 8
     image_size: int = 224
     one_shot_rate: float = 0.7  # per batch
-    knowledge_rate: float = 0.2  # per batch
+    knowledge_rate: float = 0.7  # per batch
     latent_rate: float = 0.5  # per batch
     evidence_rate: float = 0.8  # per example
     rationale_rate: float = 0.6  # per example
     num_latent_tokens: int = 4
-    retrieval_top1_rate: float = 0.5  # retrieval-like knowledge: the true defect entry ranked first
+    retrieval_top1_rate: float = 0.72  # retrieval-like knowledge: the true defect entry ranked first (else 2nd/3rd)
+    all_entries_rate: float = 0.1  # knowledge examples with every entry in catalog order (MMAD's `all`)
+    rename_rate: float = 0.35  # knowledge examples whose defect types are renamed (entries, options, rationale)
+    paraphrase_rate: float = 0.3  # knowledge Defect Description examples whose options are the entries' sentences
     subtask_weights: tuple[tuple[str, float], ...] = ()  # e.g. (("Anomaly Detection", 4.0),); others weigh 1
 
 
@@ -112,12 +124,100 @@ def knowledge_texts() -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def rationale(facts: SampleFacts) -> str:
-    """A short explanation from the ground truth: the defect type and where it is, or that all looks normal."""
+def rationale(facts: SampleFacts, titles: dict[str, str] | None = None) -> str:
+    """A short explanation from the ground truth: the defect type (renamed by `titles`) and where it is."""
     category = CATEGORIES[facts.category]
     if facts.defect is None:
         return f"The {category.title.lower()} looks normal, no defect is visible."
-    return f"{category.defect(facts.defect).title} at the {facts.region} of the {category.title.lower()}."
+    title = (titles or {}).get(facts.defect, category.defect(facts.defect).title)
+    return f"{title} at the {facts.region} of the {category.title.lower()}."
+
+
+_SYLLABLES = ("ka", "lo", "vi", "rem", "tor", "zu", "ne", "pax", "qui", "dor", "sel", "mo", "fen", "gra", "ul", "bi")
+_NOUNS = ("mark", "flaw", "fault", "defect", "spot", "trace", "blemish", "anomaly")
+_TITLE_LINE = re.compile(r"^(\s*)<[^>\n]*>")
+
+
+def _made_up(rng: np.random.Generator) -> str:
+    word = "".join(_SYLLABLES[int(i)] for i in rng.integers(len(_SYLLABLES), size=int(rng.integers(2, 4))))
+    return word.capitalize() + (f" {_NOUNS[int(rng.integers(len(_NOUNS)))]}" if rng.random() < 0.5 else "")
+
+
+def _code_name(rng: np.random.Generator) -> str:
+    stem = ("Type", "Defect", "Class", "Anomaly", "Fault")[int(rng.integers(5))]
+    return f"{stem} {chr(65 + int(rng.integers(26)))}{int(rng.integers(1, 10))}"
+
+
+def rename_defects(category: str, rng: np.random.Generator) -> dict[str, str]:
+    """New titles for every defect type of `category`, for one example: distinct, none equal to its own title.
+
+    One of three schemes per call: made-up words ("Remtor flaw"), code names ("Type K4"), or a permutation of the
+    category's own titles in which no defect keeps its title (the memorised title is then wrong).
+    """
+    defects = CATEGORIES[category].defects
+    real = {d.title.lower() for c in CATEGORIES.values() for d in c.defects}
+    scheme = rng.random()
+    if scheme < 0.3 and len(defects) > 1:
+        shift = 1 + int(rng.integers(len(defects) - 1))  # a cyclic shift of a random order: no fixed point
+        order = [int(i) for i in rng.permutation(len(defects))]
+        return {defects[order[i]].name: defects[order[(i + shift) % len(defects)]].title for i in range(len(order))}
+    make = _code_name if scheme < 0.5 else _made_up
+    names: dict[str, str] = {}
+    while len(names) < len(defects):
+        name = make(rng)
+        if name.lower() not in real and name not in names.values():
+            names[defects[len(names)].name] = name
+    return names
+
+
+def retitle(text: str, title: str) -> str:
+    """An MMAD knowledge text (`<Title>` line, then `Description: ...`) with its title line renamed."""
+    return _TITLE_LINE.sub(lambda m: f"{m.group(1)}<{title}>", text, count=1)
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of an MMAD knowledge text's description (its most visual one)."""
+    body = text.split("Description:", 1)[-1].strip()
+    return re.split(r"(?<=[.!?])\s+", body, maxsplit=1)[0].strip()
+
+
+def _look_owners() -> dict[str, tuple[str, str]]:
+    """Every Defect Description option phrase of the catalog -> (category, defect) it describes."""
+    return {text: (c.name, d.name) for c in CATEGORIES.values() for d in c.defects for _, text in d.looks}
+
+
+def rename_question(question: MMADQuestion, category: str, titles: dict[str, str], rng) -> MMADQuestion:
+    """A Defect Classification question with the category's titles renamed as in the entries.
+
+    Other categories' titles (distractors) stay unless they collide with a new name; then they become made-up.
+    """
+    if question.type != "Defect Classification":
+        return question
+    own = {d.title: titles[d.name] for d in CATEGORIES[category].defects}
+    taken = set(titles.values())
+    options = {}
+    for letter, text in question.options.items():
+        new = own.get(text, text)
+        while text not in own and new in taken:
+            new = _made_up(rng)
+        taken.add(new)
+        options[letter] = new
+    return question.model_copy(update={"options": options})
+
+
+def paraphrase_question(question: MMADQuestion, knowledge: dict[str, list[tuple[str, str]]]) -> MMADQuestion:
+    """A Defect Description question whose options are the first sentences of the described defects' entries."""
+    if question.type != "Defect Description":
+        return question
+    owners, texts = _look_owners(), {c: dict(pairs) for c, pairs in knowledge.items()}
+    options = {}
+    for letter, text in question.options.items():
+        category, defect = owners.get(text, ("", ""))
+        entry = texts.get(category, {}).get(defect)
+        options[letter] = first_sentence(entry)[:300] if entry else text
+    if len(set(options.values())) != len(options):
+        return question
+    return question.model_copy(update={"options": options})
 
 
 @dataclass(frozen=True)
@@ -162,8 +262,12 @@ class ExampleEncoder:
         template: PoolImage | None,
         knowledge: list[str],
         rng: np.random.Generator,
+        titles: dict[str, str] | None = None,
     ) -> Example:
-        """Encode one question about `item`; the evidence and rationale coin flips use `rng`."""
+        """Encode one question about `item`; the evidence and rationale coin flips use `rng`.
+
+        `titles` renames the defect types in the rationale (as the entries and options of this example do).
+        """
         options = tuple(sorted(question.options.items()))
         evidence = item.evidence if rng.random() < self.recipe.evidence_rate else ""
         messages = build_messages(
@@ -181,7 +285,7 @@ class ExampleEncoder:
         ids += encode(header, add_special_tokens=False)
         answer = encode(question.options[question.answer].strip(), add_special_tokens=False)
         if rng.random() < self.recipe.rationale_rate:
-            answer += encode("\n" + rationale(item.facts), add_special_tokens=False)
+            answer += encode("\n" + rationale(item.facts, titles), add_special_tokens=False)
         answer.append(self.end_id)
         images = [template, item] if template else [item]
         return Example(ids + answer, [IGNORE] * len(ids) + answer, images)
@@ -201,17 +305,42 @@ class ExampleSampler:
 
     def knowledge_for(self, facts: SampleFacts, rng: np.random.Generator) -> list[str]:
         """All of the category's entries (MMAD's mode) or what retrieval returns: 3 defect entries, then good."""
+        return [text for _, text in self.knowledge_pairs(facts, rng)]
+
+    def knowledge_pairs(self, facts: SampleFacts, rng: np.random.Generator) -> list[tuple[str, str]]:
+        """`knowledge_for` as (defect, text) pairs.
+
+        Retrieval-like lists rank the true defect first at `retrieval_top1_rate`, else second or third (the tiny
+        retriever's top-3 within a category is nearly always right, its top-1 about 72 %).
+        """
         pairs = self.pool.knowledge.get(facts.category, [])
-        if rng.random() < 0.5 or len(pairs) < 2:
-            return [text for _, text in pairs]
+        if rng.random() < self.recipe.all_entries_rate or len(pairs) < 2:
+            return list(pairs)
         normal, defects = pairs[0], list(pairs[1:])
         order = [defects[i] for i in rng.permutation(len(defects))]
         true = [i for i, (defect, _) in enumerate(order) if defect == facts.defect]
-        if true and rng.random() < self.recipe.retrieval_top1_rate:
-            order.insert(0, order.pop(true[0]))
-        elif true and true[0] == 0 and len(order) > 1:  # a miss: the true entry ranked lower
-            order.insert(1 + int(rng.integers(len(order) - 1)), order.pop(0))
-        return [text for _, text in order[:3]] + [normal[1]]
+        if true:
+            entry = order.pop(true[0])
+            hit = rng.random() < self.recipe.retrieval_top1_rate or len(order) == 0
+            order.insert(0 if hit else 1 + int(rng.integers(min(2, len(order)))), entry)
+        return order[:3] + [normal]
+
+    def vary(
+        self, question: MMADQuestion, facts: SampleFacts, pairs: list[tuple[str, str]], rng: np.random.Generator
+    ) -> tuple[MMADQuestion, list[str], dict[str, str] | None]:
+        """Rename the category's defect types (entries, options) or paraphrase Description options, by the recipe.
+
+        Returns:
+            (the question, the knowledge texts, the renaming applied, None when none).
+        """
+        titles = None
+        if pairs and rng.random() < self.recipe.rename_rate:
+            titles = rename_defects(facts.category, rng)
+            pairs = [(d, retitle(text, titles[d]) if d in titles else text) for d, text in pairs]
+            question = rename_question(question, facts.category, titles, rng)
+        if pairs and question.type == "Defect Description" and rng.random() < self.recipe.paraphrase_rate:
+            question = paraphrase_question(question, self.pool.knowledge)
+        return question, [text for _, text in pairs], titles
 
     def _pick(self, questions: list[MMADQuestion], rng: np.random.Generator) -> int:
         weights = dict(self.recipe.subtask_weights)
@@ -234,8 +363,9 @@ class ExampleSampler:
             if plan.one_shot:
                 candidates = self.pool.templates[item.facts.category]
                 template = candidates[int(rng.integers(len(candidates)))]
-            knowledge = self.knowledge_for(item.facts, rng) if plan.knowledge else []
-            examples.append(self.encoder.encode(item, question, plan, template, knowledge, rng))
+            pairs = self.knowledge_pairs(item.facts, rng) if plan.knowledge else []
+            question, knowledge, titles = self.vary(question, item.facts, pairs, rng)
+            examples.append(self.encoder.encode(item, question, plan, template, knowledge, rng, titles))
         return examples
 
 

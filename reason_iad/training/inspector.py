@@ -88,8 +88,13 @@ def build_model(tokenizer, seed: int):
     return _qwen("qwen2_5_vl", tokenizer, size)
 
 
-def prepare_pool(recipe: DataRecipe, processor, log) -> tuple[object, dict[str, int]]:
+def prepare_pool(
+    recipe: DataRecipe, processor, log, evidence_cache: Path | None = None
+) -> tuple[object, dict[str, int]]:
     """Render the training pool, pre-compute pixel values (fp16) and the visual memory's evidence once.
+
+    `evidence_cache`: a JSON file keeping the evidence lines of this pool (same recipe seed and sizes), written
+    after the memory ran and read instead of running it again (the memory takes minutes on 2 CPU cores).
 
     Returns:
         (the pool, the memory's verdict and region counts on it).
@@ -100,7 +105,20 @@ def prepare_pool(recipe: DataRecipe, processor, log) -> tuple[object, dict[str, 
     for item in images:
         item.pixels = processor.image_processor(images=[item.image], return_tensors="pt")["pixel_values"].half()
     log(f"rendered and processed {len(images)} training images in {time.perf_counter() - started:.0f}s")
-    return pool, pool_evidence(pool, log)
+    key = [recipe.seed, recipe.normals_per_category, recipe.defects_per_category, recipe.templates_per_category]
+    key.append(recipe.image_size)
+    if evidence_cache is not None and evidence_cache.is_file():
+        cached = json.loads(evidence_cache.read_text(encoding="utf-8"))
+        if cached.get("key") == key and len(cached["lines"]) == len(pool.images):
+            for item, line in zip(pool.images, cached["lines"], strict=True):
+                item.evidence = line
+            log(f"visual memory evidence read from {evidence_cache}")
+            return pool, cached["counts"]
+    counts = pool_evidence(pool, log)
+    if evidence_cache is not None:
+        lines = [item.evidence for item in pool.images]
+        evidence_cache.write_text(json.dumps({"key": key, "lines": lines, "counts": counts}), encoding="utf-8")
+    return pool, counts
 
 
 def _save_checkpoint(path: Path, module: Inspector, optimizer, step: int, elapsed: float) -> None:
@@ -147,11 +165,13 @@ def train_inspector(
     resume: bool = False,
     log=print,
     warm_start: Path | None = None,
+    evidence_cache: Path | None = None,
 ) -> dict:
     """Train the inspector into `out` (checkpoint, loss log, final model folder); returns a summary.
 
     `resume` continues `out`'s own checkpoint (same schedule); `warm_start` starts a new schedule from the weights
-    of another run's checkpoint (a second, shorter phase).
+    of another run's checkpoint or of a saved model folder (e.g. the shipped `reason_iad/assets/inspector`), a
+    second, shorter phase. `evidence_cache`: see `prepare_pool`.
     """
     from tqdm import tqdm
 
@@ -160,14 +180,16 @@ def train_inspector(
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = train_tokenizer()
     model, processor = build_model(tokenizer, settings.seed)
+    if warm_start is not None and Path(warm_start).is_dir():
+        model = _load_folder(model, Path(warm_start), log)
     module = Inspector(model).train()
     optimizer = _optimizer(module, settings)
     checkpoint, step, spent = out / "checkpoint.pt", 0, 0.0
     if resume and checkpoint.exists():
         step, spent = _restore(checkpoint, module, optimizer, log)
-    elif warm_start is not None:
+    elif warm_start is not None and not Path(warm_start).is_dir():
         module.load_state_dict(torch.load(warm_start, weights_only=False)["module"])
-    pool, memory_counts = prepare_pool(recipe, processor, log)
+    pool, memory_counts = prepare_pool(recipe, processor, log, evidence_cache)
     sampler = ExampleSampler(pool, ExampleEncoder(processor, recipe, IMAGE_TOKENS), recipe)
     pad, image_id, budget = tokenizer.pad_token_id, model.config.image_token_id, settings.minutes * 60
     started, last_save = time.perf_counter() - spent, time.perf_counter()
@@ -196,6 +218,18 @@ def train_inspector(
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return summary
+
+
+def _load_folder(model, folder: Path, log):
+    """The weights of a saved inspector folder in fp32 (its tokenizer must be this recipe's; the head starts new)."""
+    from transformers import AutoTokenizer
+
+    vocab = AutoTokenizer.from_pretrained(folder, local_files_only=True).get_vocab()
+    if len(vocab) != model.config.get_text_config().vocab_size:
+        raise ValueError(f"{folder}: its tokenizer differs from the training recipe's")
+    loaded = type(model).from_pretrained(folder, dtype=torch.float32, local_files_only=True)
+    log(f"warm start from the weights in {folder}")
+    return loaded
 
 
 def _recent_loss(path: Path, last: int = 100) -> float:
