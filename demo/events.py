@@ -58,6 +58,7 @@ class InspectRun:
     inspection: Inspection | None = None
     anomaly: AnomalyEvidence | None = None  # the visual memory's map, when it was consulted
     upto: int | None = None  # the replay slider's step (None: the latest)
+    asked: tuple = ()  # (category choice, question, options, template) as the form sent them (for the run card)
 
     @property
     def mask(self) -> np.ndarray | None:

@@ -213,6 +213,24 @@ class StudioHandlers:
             knowledge_version=knowledge_version,
         )
 
+    def run_card(self, run) -> str:
+        """The finished run's card (model hashes, settings, knowledge, image hash, result) as a JSON file path."""
+        if run is None or run.inspection is None:
+            raise UserError("inspect an image first: the run card records a finished inspection")
+        from reason_iad.replay import studio_run_card
+
+        choice, question, options, template = run.asked or (None, "", "", None)
+        dataset, category = self.detect_category(run.query, choice)
+        return studio_run_card(
+            self.pipeline,
+            run.inspection,
+            run.query,
+            parse_question(question, options),
+            category,
+            dataset,
+            uploaded_image(template, "template"),
+        )
+
     # ------------------------------------------------------------------ knowledge
     def list_entries(self, dataset: str | None, category: str | None) -> list[list]:
         """Table rows of the knowledge entries in scope."""

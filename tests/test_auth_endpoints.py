@@ -45,6 +45,7 @@ READ_ONLY = {
     "demo.tabs.inspect:_wire_presets.<locals>.apply",  # a preset sets three sliders
     "demo.tabs.inspect:_wire_presets.<locals>.follow",  # the sliders name their preset
     "demo.tabs.annotate:annotate_tab.<locals>.open_last",  # the last inspection into the editor
+    "demo.handlers:StudioHandlers.run_card",  # the visitor's own finished run as a JSON file
     "demo.handlers:StudioHandlers.list_entries",
     "demo.tabs.knowledge:_wire_editor.<locals>.load_row",
     "demo.handlers:StudioHandlers.search",

@@ -152,6 +152,8 @@ def test_a_gallery_example_shows_its_cited_evidence_and_patches_on_the_defect(st
         page.locator("#layers").get_by_text("attention", exact=True).click()  # a layer on: the view is redrawn
         page.wait_for_function(f"() => ({source})() !== {before!r}")
         page.screenshot(path=str(ARTIFACTS / "e2e-6-attention-layer.png"))
+        page.click("#run-card-button")  # the finished run as a downloadable JSON card
+        page.get_by_text("run-card-", exact=False).first.wait_for(timeout=60_000)
         page.get_by_role("tab", name="Annotate").click()  # the correction loop starts from this inspection
         page.get_by_text("kept patches", exact=True).filter(visible=True).first.click()
         page.click("#open-last")

@@ -279,3 +279,23 @@ def test_annotations_export_in_every_format_with_the_exemplars_as_templates(tmp_
     assert "Mine/gear/train/good/0000.png" in names["mmad"]
     assert "gear/train/good/000.png" in names["mvtec"] and "gear/ground_truth/chip/000_mask.png" in names["mvtec"]
     assert "annotations.json" in names["coco"]
+
+
+def test_the_run_card_of_the_last_run_records_its_inputs_and_result(handlers):
+    from demo.events import InspectRun
+    from reason_iad.runcard import image_sha256, read_run_card
+    from reason_iad.types import Inspection
+
+    query = solid((120, 80, 40))
+    asked = ("Test / wood", "Is there a hole?", "A. Yes.\nB. No.", None)
+    settings = ReasoningSettings(num_latent_tokens=2, num_steps=2)
+    *_, inspection = handlers.inspect(query, *asked[:3], settings, auto_template=False)
+    assert isinstance(inspection, Inspection)
+    with pytest.raises(UserError, match="inspect an image first"):
+        handlers.run_card(InspectRun(query, 2, asked=asked))  # not finished yet
+    card = read_run_card(handlers.run_card(InspectRun(query, 2, inspection=inspection, asked=asked)))
+    assert card.data["input"]["image"]["sha256"] == image_sha256(query)
+    assert card.data["input"]["question"] == "Is there a hole?" and card.data["input"]["category"] == "wood"
+    assert card.data["input"]["options"] == {"A": "Yes.", "B": "No."}
+    assert card.data["result"]["answer"] == inspection.answer
+    assert card.data["result"]["option_probs"] == pytest.approx(inspection.option_probs)

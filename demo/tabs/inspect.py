@@ -183,6 +183,9 @@ def _view(last_answer: gr.State, last_run: gr.State) -> tuple[InspectView, dict]
         with gr.Column(scale=5, min_width=320):
             plot = gr.Plot(show_label=False, elem_id="reasoning-plot")
             details = gr.Markdown("", elem_classes="status")
+            with gr.Row():
+                card_button = gr.Button("Run card (JSON)", size="sm", elem_id="run-card-button", scale=1)
+                card_file = gr.File(label="Run card: replay with `reason-iad infer --replay`", scale=3)
         with gr.Column(scale=4, min_width=260):
             evidence = gr.Dataframe(
                 headers=render.EVIDENCE_HEADERS,
@@ -207,7 +210,8 @@ def _view(last_answer: gr.State, last_run: gr.State) -> tuple[InspectView, dict]
         last_answer,
         last_run,
     )
-    return view, {"layers": layers, "opacity": opacity, "colormap": colormap, "state": gr.State(Look())}
+    controls = {"layers": layers, "opacity": opacity, "colormap": colormap, "state": gr.State(Look())}
+    return view, controls | {"card_button": card_button, "card_file": card_file}
 
 
 def _wire_presets(form: InspectForm) -> None:
@@ -273,7 +277,8 @@ def _wire_run(form: InspectForm, view: InspectView, look: dict, handlers: Studio
         settings = ReasoningSettings.from_controls(settings)
         query = uploaded_image(image, "query image")  # None: `handlers.inspect` asks for an image
         truth = handlers.ground_truth(query) if query is not None else None
-        run = InspectRun(query, int(settings.num_steps), truth, look or Look())
+        asked = (category, question, options, template)
+        run = InspectRun(query, int(settings.num_steps), truth, look or Look(), asked=asked)
         pinned = None if not pinned or set(pinned) == set(offered or []) else pinned  # untouched: retrieve afresh
         stream = handlers.inspect(query, category, question, options, settings, template, auto_template, pinned)
         for event in stream:
@@ -294,6 +299,7 @@ def _wire_run(form: InspectForm, view: InspectView, look: dict, handlers: Studio
     )
     form.stop.click(None, cancels=[event], api_visibility="private")
     _wire_explanation(view, look)
+    look["card_button"].click(guarded(handlers.run_card), view.run, look["card_file"], api_visibility="private")
 
 
 def _wire_pins(form: InspectForm, handlers: StudioHandlers) -> gr.State:
