@@ -110,14 +110,15 @@ class Pipeline:
         """
         if self.memory is None or not category:
             return None
-        last = self._last_anomaly
-        if last is not None and last[0] is image and last[1] == (category, dataset, self.memory.store.bank_version):
+        version, last = self.memory.store.bank_version, self._last_anomaly  # one manifest read per call
+        if last is not None and last[0] is image and last[1] == (category, dataset, version):
             return last[2]
         banks = [(d, c) for d, c in self.memory.categories() if c == category and (dataset in (None, d))]
         if not banks and seed_memory(self.memory, [category]):
             banks = [(d, c) for d, c in self.memory.categories() if c == category]
+            version = self.memory.store.bank_version  # seeding made a new bank version
         evidence = self.memory.inspect(image, *banks[0]) if banks else None
-        self._last_anomaly = (image, (category, dataset, self.memory.store.bank_version), evidence)
+        self._last_anomaly = (image, (category, dataset, version), evidence)
         return evidence
 
     def knowledge_for(

@@ -79,10 +79,11 @@ def compare_tab(compare: CompareHandlers, choices: list[str]) -> None:
 
     @gpu(gpu_seconds)
     def run_comparison(values: dict):
-        if on_zero_gpu() and gpu_seconds(values) > max_seconds():
+        needed, allowed = gpu_seconds(values), max_seconds()
+        if on_zero_gpu() and needed > allowed:
             raise UserError(
-                f"these configurations would hold the GPU for about {gpu_seconds(values)} s, more than the "
-                f"{max_seconds()} s this Space allows: compare fewer of them or use fewer steps"
+                f"these configurations would hold the GPU for about {needed} s, more than the "
+                f"{allowed} s this Space allows: compare fewer of them or use fewer steps"
             )
         image = uploaded_image(values[form.image], "image")  # decoded here, never by Gradio (preprocess=False)
         chosen = [s.slot(values, compare.active_name) for s in form.slots if values[s.use]]
