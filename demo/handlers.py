@@ -153,7 +153,7 @@ class StudioHandlers:
         dataset, category = split_category(choice)
         if category or image is None or self.pipeline.exemplars is None:
             return dataset, category
-        nearest = self.pipeline.exemplars.nearest_any(uploaded_image(image))
+        nearest = self.pipeline.exemplars.nearest(uploaded_image(image), None)
         return (nearest.dataset, nearest.category) if nearest else (None, None)
 
     def preview_knowledge(self, image, choice) -> tuple[list[str], list[str], str]:

@@ -68,9 +68,9 @@ class ExemplarHandlers:
         memory = self.pipeline.memory
         if memory is None:
             return "_The visual memory is off for this model._"
-        if (dataset, category) not in memory.categories():
-            return f"_No memory bank for {dataset} / {category} yet (built on the first inspection or exemplar)._"
         info = memory.bank_info(dataset, category)
+        if not info.version:
+            return f"_No memory bank for {dataset} / {category} yet (built on the first inspection or exemplar)._"
         threshold = f", suspicious from raw score {info.calibration.threshold:.3f}" if info.calibration else ""
         return (
             f"**Memory bank:** {len(info.exemplar_ids)} exemplars, {info.num_patches} patches "
@@ -78,7 +78,7 @@ class ExemplarHandlers:
         )
 
     def add(self, image, choice: str | None, username: str | None, progress=None) -> str:
-        """Add a normal exemplar (template table and memory bank); returns a status line."""
+        """Add a normal exemplar (the one-shot templates and the memory bank); returns a status line."""
         author = self.studio.curator(username)
         dataset, category = split_category(choice)
         if image is None or not category:
@@ -90,7 +90,7 @@ class ExemplarHandlers:
         return f"Added exemplar {exemplar}. " + self.bank_text(dataset, category)
 
     def remove(self, exemplar_id: str, choice: str | None, username: str | None) -> str:
-        """Remove an exemplar from both tables (its bank is rebuilt); returns a status line."""
+        """Remove an exemplar (its bank is rebuilt without it); returns a status line."""
         self.studio.curator(username)
         dataset, category = split_category(choice)
         if not exemplar_id or not category:

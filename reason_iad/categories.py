@@ -47,22 +47,49 @@ class NewCategory:
 
 
 def _zip_members(path: Path) -> Iterator[tuple[str, bytes | None, str]]:
-    """(name, bytes or None, why skipped) for each file of a zip archive, each member read only when reached."""
+    """(name, bytes or None, why skipped) for each file of a zip archive, each member read only when reached.
+
+    An archive in MVTec AD's layout (`<category>/train/good/...`, as the Annotate tab's MVTec export writes) gives
+    only its `train/good` images: the test images and masks are not normal exemplars.
+    """
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as err:
         raise UserError(f"{path.name} is not a readable zip archive: {err}") from err
     with archive:
-        for info in archive.infolist():
+        files = [i for i in archive.infolist() if not i.is_dir() and "__MACOSX" not in i.filename]
+        normal = mvtec_normals(path.name, [i.filename for i in files])
+        left_out = 0
+        for info in files:
             name = Path(info.filename).name
-            if info.is_dir() or name.startswith(".") or "__MACOSX" in info.filename:
+            if name.startswith("."):
                 continue
-            if Path(name).suffix.lower() not in _IMAGE_SUFFIXES:
+            if normal is not None and info.filename not in normal:
+                left_out += 1
+            elif Path(name).suffix.lower() not in _IMAGE_SUFFIXES:
                 yield name, None, "not an image file"
             elif info.file_size > MAX_MEMBER_BYTES:
                 yield name, None, f"larger than {MAX_MEMBER_BYTES // 2**20} MiB"
             else:
                 yield name, archive.read(info), ""
+        if left_out:
+            yield f"{left_out} files outside train/good", None, "MVTec layout: test images and masks are not normals"
+
+
+def mvtec_normals(archive: str, names: Sequence[str]) -> set[str] | None:
+    """The `train/good` members of an archive in MVTec AD's layout, or None when it is not laid out so.
+
+    Raises:
+        UserError: The archive holds the `train/good` folders of more than one category.
+    """
+    inside = [name for name in names if "/train/good/" in f"/{name}"]
+    roots = {f"/{name}".split("/train/good/")[0] for name in inside}
+    if not roots:
+        return None
+    if len(roots) > 1:
+        shown = ", ".join(sorted(r.strip("/").rsplit("/", 1)[-1] or "(top)" for r in roots))
+        raise UserError(f"{archive} holds the MVTec folders of {len(roots)} categories ({shown}); upload one at a time")
+    return set(inside)
 
 
 def read_normal_images(sources: Sequence[str | Path]) -> NormalImages:
@@ -107,7 +134,7 @@ def existing_categories(pipeline) -> list[tuple[str, str]]:
     """(dataset, category) pairs known to the exemplar store, the visual memory or the knowledge base."""
     pairs = set()
     if pipeline.exemplars is not None:
-        pairs |= {(e.dataset, e.category) for e in pipeline.exemplars.list()}
+        pairs |= set(pipeline.exemplars.categories())
     if pipeline.memory is not None:
         pairs |= set(pipeline.memory.categories())
     if pipeline.store is not None:

@@ -50,18 +50,17 @@ class Pipeline:
             return cls(backend, config)
         from reason_iad.annotations import AnnotationStore
         from reason_iad.knowledge import default_db_uri, open_store
-        from reason_iad.knowledge.embedders import ThumbnailEmbedder
-        from reason_iad.knowledge.exemplars import ExemplarStore
-        from reason_iad.paths import EXAMPLES_DIR
+        from reason_iad.memory.exemplars import ExemplarStore
+        from reason_iad.synth.exemplars import seed_exemplars
 
         store = open_store(config.knowledge)
         uri = config.knowledge.db_uri or default_db_uri()
-        exemplars = ExemplarStore(uri, ThumbnailEmbedder(), seed_dir=EXAMPLES_DIR)
+        exemplars = ExemplarStore(uri, seed=seed_exemplars)
         memory = None
         if config.memory.enabled:
             from reason_iad.memory import open_memory
 
-            memory = open_memory(uri, config.memory)  # SynthIAD banks are seeded lazily, per category
+            memory = open_memory(uri, config.memory, exemplars=exemplars)  # banks are built on first use
         return cls(backend, config, store, exemplars, AnnotationStore(uri), memory)
 
     def with_model(self, backend: BackendConfig) -> Pipeline:
@@ -78,29 +77,33 @@ class Pipeline:
     def add_exemplars(
         self, images: Sequence[Image.Image], dataset: str, category: str, author: str, note: str = ""
     ) -> ExemplarUpdate:
-        """Add normal exemplars: the one-shot templates and the visual memory's bank together, in one call.
+        """Add normal exemplars to the one exemplar table (the one-shot templates), and the memory's bank with them.
 
-        The memory's record of each image is labelled with its template id, so removing it removes both.
+        Images the category already holds are not stored again; their ids are returned all the same.
         """
+        if self.memory is not None:
+            bank = self.memory.add_exemplars(dataset, category, list(images), author=author, note=note)
+            return ExemplarUpdate(bank.added, bank)
         if self.exemplars is None:
             raise UserError("no exemplar store is loaded")
-        ids = tuple(self.exemplars.add(image, dataset, category, author, note) for image in images)
-        bank = None
-        if self.memory is not None:
-            bank = self.memory.add_exemplars(dataset, category, list(images), labels=list(ids))
-        return ExemplarUpdate(ids, bank)
+        from reason_iad.memory.exemplars import NewExemplar, prepare_exemplar
+
+        labels = [f"exemplar {n + 1}" for n in range(len(images))]
+        items = [
+            NewExemplar(prepare_exemplar(image, label), dataset, category, label, author, note)
+            for image, label in zip(images, labels, strict=True)
+        ]
+        ids, _ = self.exemplars.add_many(items)
+        return ExemplarUpdate(tuple(ids), None)
 
     def remove_exemplar(self, exemplar_id: str, dataset: str, category: str) -> ExemplarUpdate:
-        """Remove one normal exemplar from the templates and from the memory bank (which is rebuilt)."""
+        """Remove one normal exemplar from the one exemplar table, and rebuild the memory's bank without it."""
+        if self.memory is not None:
+            return ExemplarUpdate((exemplar_id,), self.memory.remove_exemplars(dataset, category, [exemplar_id]))
         if self.exemplars is None:
             raise UserError("no exemplar store is loaded")
-        self.exemplars.remove(exemplar_id)
-        bank, memory = None, self.memory
-        if memory is not None and (dataset, category) in memory.categories():
-            matching = [r.exemplar_id for r in memory.exemplars(dataset, category) if r.label == exemplar_id]
-            if matching:
-                bank = memory.remove_exemplars(dataset, category, matching)
-        return ExemplarUpdate((exemplar_id,), bank)
+        self.exemplars.remove([exemplar_id], dataset, category)
+        return ExemplarUpdate((exemplar_id,), None)
 
     def anomaly(self, image: Image.Image, category: str | None, dataset: str | None = None):
         """The visual memory's `AnomalyEvidence` for the image, or None without a memory bank for the category.
@@ -114,10 +117,9 @@ class Pipeline:
         if last is not None and last[0] is image and last[1] == (category, dataset, version):
             return last[2]
         banks = [(d, c) for d, c in self.memory.categories() if c == category and (dataset in (None, d))]
-        if not banks and seed_memory(self.memory, [category]):
-            banks = [(d, c) for d, c in self.memory.categories() if c == category]
-            version = self.memory.store.bank_version  # seeding made a new bank version
         evidence = self.memory.inspect(image, *banks[0]) if banks else None
+        if evidence is not None:
+            version = self.memory.store.bank_version  # a first inspection builds the bank: a new version
         self._last_anomaly = (image, (category, dataset, version), evidence)
         return evidence
 
@@ -266,23 +268,3 @@ def apply_evidence(image: Image.Image, evidence, mode: str):
     query = draw_evidence(image, evidence, mode) if mode in VISUAL_MODES else image
     line = evidence_text(evidence) if mode == "text" else ""
     return query, line, (lambda boxes: token_prior(evidence, boxes)), summary
-
-
-def seed_memory(memory, categories=None, per_category: int = 8, seed: int = 7) -> int:
-    """Give SynthIAD categories (default: all) a bank of rendered normal exemplars; returns how many were added.
-
-    Called lazily on a category's first inspection (about 6-15 s on a 2-core CPU). The renders use a seed kept
-    apart from training and evaluation data; categories that are not SynthIAD's are left alone.
-    """
-    from reason_iad.synth import CATEGORIES, render_sample
-    from reason_iad.synth.catalog import DATASET
-
-    present = set(memory.categories())
-    added = 0
-    for name in categories or CATEGORIES:
-        if name not in CATEGORIES or (DATASET, name) in present:
-            continue
-        images = [render_sample(name, None, seed * 1000 + i, 256).image for i in range(per_category)]
-        memory.add_exemplars(DATASET, name, images, labels=[f"normal {i}" for i in range(per_category)])
-        added += len(images)
-    return added

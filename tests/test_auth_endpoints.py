@@ -27,8 +27,7 @@ from knowledge_helpers import make_store
 from ports import free_port
 from reason_iad.annotations import AnnotationStore
 from reason_iad.config import AppConfig, StudioConfig
-from reason_iad.knowledge.embedders import ThumbnailEmbedder
-from reason_iad.knowledge.exemplars import ExemplarStore
+from reason_iad.memory.exemplars import ExemplarStore
 from reason_iad.pipeline import Pipeline
 
 pytestmark = pytest.mark.slow  # launches two studios and calls every endpoint several times (~30 s)
@@ -81,7 +80,7 @@ def write_endpoints(blocks: gr.Blocks) -> dict[str, str]:
 
 # ---------------------------------------------------------------------------------------------- the studios
 def _pipeline(folder: Path) -> Pipeline:
-    exemplars = ExemplarStore(folder, ThumbnailEmbedder())
+    exemplars = ExemplarStore(folder)
     exemplars.add(Image.new("RGB", (32, 32), (120, 90, 60)), "Test", "wood", "seed")
     return Pipeline(None, AppConfig(), make_store(folder), exemplars, AnnotationStore(folder))
 

@@ -10,8 +10,7 @@ from knowledge_helpers import make_store
 from reason_iad.categories import MIN_IMAGES, create_category, read_normal_images
 from reason_iad.config import AppConfig, MemoryConfig, ReasoningConfig
 from reason_iad.errors import UserError
-from reason_iad.knowledge.embedders import ThumbnailEmbedder
-from reason_iad.knowledge.exemplars import ExemplarStore
+from reason_iad.memory.exemplars import ExemplarStore
 from reason_iad.pipeline import Pipeline
 
 
@@ -39,7 +38,7 @@ def pipeline(tiny_backends, tmp_path):
         tiny_backends["qwen2_5_vl"],
         config,
         make_store(tmp_path / "kb"),
-        ExemplarStore(tmp_path / "kb", ThumbnailEmbedder()),
+        ExemplarStore(tmp_path / "kb"),
         None,
         open_memory(tmp_path / "memory", MemoryConfig(enabled=True, views_per_exemplar=2)),
     )

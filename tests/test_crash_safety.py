@@ -170,7 +170,7 @@ def assert_memory_intact(uri: str) -> None:
     evidence = memory.inspect(memory_texture(3), "Crash", "tile")
     assert 0.0 <= evidence.score <= 1.0
     info = memory.bank_info("Crash", "tile")
-    assert info.exemplar_ids == tuple(r.exemplar_id for r in memory.exemplars("Crash", "tile"))
+    assert info.exemplar_ids == tuple(r.id for r in memory.exemplars("Crash", "tile"))
     vectors, ids, _ = memory.store.read_bank("Crash", "tile")
     assert len(vectors) == info.num_patches and set(ids) == set(info.exemplar_ids)  # the bank is what it says
     after = memory.add_exemplars("Crash", "tile", [memory_texture(20)])

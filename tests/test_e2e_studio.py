@@ -13,12 +13,13 @@ from demo.gallery import load_gallery
 from demo.studio import build_studio, launch_options
 from ports import free_port
 from reason_iad.config import AppConfig, ReasoningConfig, StudioConfig
-from reason_iad.knowledge.embedders import FakeEmbedder, ThumbnailEmbedder
-from reason_iad.knowledge.exemplars import ExemplarStore
+from reason_iad.knowledge.embedders import FakeEmbedder
 from reason_iad.knowledge.seed import load_seed_entries
 from reason_iad.knowledge.store import KnowledgeStore
+from reason_iad.memory.exemplars import ExemplarStore
 from reason_iad.paths import EXAMPLES_DIR, PROJECT_ROOT, SEED_KNOWLEDGE_DIR
 from reason_iad.pipeline import Pipeline
+from reason_iad.synth.exemplars import gallery_exemplars
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
@@ -38,7 +39,7 @@ CHROMIUM_FLAGS = [
 def studio_url(tiny_backends, tmp_path_factory):
     folder = tmp_path_factory.mktemp("e2e-kb")
     store = KnowledgeStore(folder, FakeEmbedder(32), None, seed=load_seed_entries(SEED_KNOWLEDGE_DIR))
-    exemplars = ExemplarStore(folder, ThumbnailEmbedder(), seed_dir=EXAMPLES_DIR)
+    exemplars = ExemplarStore(folder, seed=gallery_exemplars)
     config = AppConfig(
         reasoning=ReasoningConfig(num_latent_tokens=2, num_steps=4), studio=StudioConfig(port=free_port())
     )

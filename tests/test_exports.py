@@ -116,3 +116,27 @@ def test_bad_exports_are_refused_and_write_nothing(annotated, tmp_path):
             export_annotations(name, annotations, tmp_path / "busy")
     assert [p.name for p in (tmp_path / "busy").iterdir()] == ["keep.txt"]
     assert not (tmp_path / "x").exists()
+
+
+def test_an_mvtec_export_reads_back_through_bring_your_own_product(annotated, tmp_path):
+    """The zipped MVTec folder becomes a new category with exactly its train/good images as exemplars."""
+    import shutil
+
+    from reason_iad.categories import create_category
+    from reason_iad.config import AppConfig
+    from reason_iad.memory.exemplars import ExemplarStore
+    from reason_iad.pipeline import Pipeline
+
+    annotations, templates, _ = annotated
+    normals = {("Mine", "wood"): [render_sample("wood", None, 60 + i, 128).image for i in range(6)]}
+    export_mvtec(annotations, tmp_path / "mvtec", templates=normals)
+    archive = shutil.make_archive(str(tmp_path / "mvtec-export"), "zip", tmp_path / "mvtec")
+    pipeline = Pipeline(None, AppConfig(), exemplars=ExemplarStore(tmp_path / "kb"))
+    created = create_category(pipeline, "Reread", "wood", [archive], author="ana")
+    assert len(created.exemplar_ids) == 6 and len(pipeline.exemplars.records("wood", "Reread")) == 6
+    assert created.skipped == ("3 files outside train/good (MVTec layout: test images and masks are not normals)",)
+    shutil.copytree(tmp_path / "mvtec" / "wood", tmp_path / "mvtec" / "gear")  # a second category beside it
+    archive = shutil.make_archive(str(tmp_path / "two-export"), "zip", tmp_path / "mvtec")
+    with pytest.raises(UserError, match="MVTec folders of 2 categories"):
+        create_category(pipeline, "Reread", "wood2", [archive], author="ana")
+    assert pipeline.exemplars.records("wood2") == []

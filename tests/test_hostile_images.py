@@ -20,8 +20,7 @@ from reason_iad.cli import main
 from reason_iad.config import AppConfig
 from reason_iad.errors import UserError
 from reason_iad.images import MAX_SIDE, MIN_SIDE, load_image, read_image
-from reason_iad.knowledge.embedders import ThumbnailEmbedder
-from reason_iad.knowledge.exemplars import ExemplarStore
+from reason_iad.memory.exemplars import ExemplarStore
 from reason_iad.pipeline import Pipeline
 
 REFUSED = [name for name, *_ in refused_payloads()]
@@ -149,7 +148,7 @@ def test_infer_answers_a_12_megapixel_photo(tmp_path, tiny_qwen, load_once, caps
 def bare_studio(tmp_path_factory):
     """The studio over a small store without a model (building it never runs one)."""
     folder = tmp_path_factory.mktemp("studio") / "kb"
-    pipeline = Pipeline(None, AppConfig(), make_store(folder), ExemplarStore(folder, ThumbnailEmbedder()))
+    pipeline = Pipeline(None, AppConfig(), make_store(folder), ExemplarStore(folder))
     return build_studio(AppConfig(), pipeline, examples=[]), pipeline
 
 
@@ -193,9 +192,7 @@ def test_the_launched_studio_refuses_hostile_uploads_without_a_traceback(cases, 
         reasoning=ReasoningConfig(mode="plain", num_latent_tokens=1, num_steps=1), studio=StudioConfig(port=free_port())
     )
     backend = load_backend(BackendConfig(model=tiny_qwen, device="cpu"))
-    pipeline = Pipeline(
-        backend, config, make_store(tmp_path / "kb"), ExemplarStore(tmp_path / "kb", ThumbnailEmbedder())
-    )
+    pipeline = Pipeline(backend, config, make_store(tmp_path / "kb"), ExemplarStore(tmp_path / "kb"))
     studio = build_studio(config, pipeline, examples=[])
     studio.queue().launch(**launch_options(config) | {"prevent_thread_lock": True, "quiet": True})
     try:

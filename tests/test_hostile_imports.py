@@ -17,8 +17,7 @@ from knowledge_helpers import make_store
 from reason_iad.cli import main
 from reason_iad.config import AppConfig, KnowledgeConfig
 from reason_iad.knowledge import open_store
-from reason_iad.knowledge.embedders import ThumbnailEmbedder
-from reason_iad.knowledge.exemplars import ExemplarStore
+from reason_iad.memory.exemplars import ExemplarStore
 from reason_iad.pipeline import Pipeline
 
 INJECTIONS = ["' OR 1=1 --", '"; DROP TABLE knowledge; --', "category = 'x' OR true", "wood' OR '1'='1"]
@@ -198,7 +197,7 @@ def studio(tmp_path_factory):
     """The studio's Knowledge tab over a small store (no model: the panels under test never run one)."""
     folder = tmp_path_factory.mktemp("studio") / "kb"
     store = make_store(folder, image=False)
-    exemplars = ExemplarStore(folder, ThumbnailEmbedder())
+    exemplars = ExemplarStore(folder)
     pipeline = Pipeline(None, AppConfig(), store, exemplars)
     blocks = build_studio(AppConfig(), pipeline, examples=[])
     fns = {}

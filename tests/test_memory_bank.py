@@ -9,7 +9,8 @@ from PIL import Image
 from reason_iad.config import MemoryConfig
 from reason_iad.errors import UserError
 from reason_iad.memory.backbone import EfficientNetLiteBackbone
-from reason_iad.memory.detector import VisualMemory, exemplar_id
+from reason_iad.memory.detector import VisualMemory
+from reason_iad.memory.exemplars import NewExemplar, exemplar_id
 
 CONFIG = MemoryConfig(image_size=64, views_per_exemplar=2, coreset_min_patches=100, coreset_ratio=0.5)
 
@@ -60,7 +61,7 @@ def test_categories_are_separate_and_names_are_never_sql(tmp_path, backbone):
     memory.add_exemplars("SynthIAD", tricky, [texture(5), texture(6)])
     assert memory.categories() == [("SynthIAD", "tile"), ("SynthIAD", tricky)]
     assert len(memory.exemplars("SynthIAD", tricky)) == 2
-    memory.remove_exemplars("SynthIAD", tricky, [e.exemplar_id for e in memory.exemplars("SynthIAD", tricky)])
+    memory.remove_exemplars("SynthIAD", tricky, [e.id for e in memory.exemplars("SynthIAD", tricky)])
     assert len(memory.exemplars("SynthIAD", "tile")) == 2 and memory.bank_info("SynthIAD", "tile").num_patches
     with pytest.raises(UserError, match="has no exemplar"):
         memory.remove_exemplars("SynthIAD", "tile", ["nope"])
@@ -72,7 +73,8 @@ def test_duplicates_are_skipped_and_ids_follow_the_pixels(tmp_path, backbone):
     again = memory.add_exemplars("D", "c", [texture(0), png(texture(1)), texture(0)], labels=["x", "y", "z"])
     assert again.skipped == ("x", "y", "z") and again.exemplar_ids == first.exemplar_ids
     assert again.version == first.version  # nothing new: no new bank version
-    assert exemplar_id(texture(0)) in first.exemplar_ids
+    assert exemplar_id("D", "c", texture(0)) in first.exemplar_ids and set(first.added) == set(first.exemplar_ids)
+    assert again.added == (first.added[0], first.added[1], first.added[0])
 
 
 def test_bad_exemplars_are_refused_and_nothing_is_written(tmp_path, backbone):
@@ -118,24 +120,11 @@ def test_a_stale_bank_is_rebuilt_when_used(tmp_path, backbone):
     memory = VisualMemory(tmp_path / "db", CONFIG, backbone)
     memory.add_exemplars("D", "c", [texture(0), texture(1)])
     # an interrupted write: the exemplar row landed, the bank and calibration did not
-    memory.store.add_exemplars(
-        [
-            {
-                "exemplar_id": "manual",
-                "dataset": "D",
-                "category": "c",
-                "label": "m",
-                "width": 64,
-                "height": 64,
-                "added_at": "now",
-                "png": png(texture(7)),
-            }
-        ]
-    )
+    [manual], _ = memory.exemplar_store.add_many([NewExemplar(texture(7), "D", "c", "m")])
     before = memory.versions()[-1]
     evidence = memory.inspect(texture(8), "D", "c")
     info = memory.bank_info("D", "c")
-    assert "manual" in info.exemplar_ids and info.version > before
+    assert manual in info.exemplar_ids and info.version > before
     assert 0.0 <= evidence.score <= 1.0
 
 

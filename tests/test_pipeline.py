@@ -5,8 +5,7 @@ import pytest
 from knowledge_helpers import make_store, solid
 from reason_iad.config import AppConfig, ReasoningConfig
 from reason_iad.errors import UserError
-from reason_iad.knowledge.embedders import ThumbnailEmbedder
-from reason_iad.knowledge.exemplars import ExemplarStore
+from reason_iad.memory.exemplars import ExemplarStore
 from reason_iad.pipeline import Pipeline
 from reason_iad.types import Inspection, ReasoningStep
 
@@ -15,7 +14,7 @@ FAST = ReasoningConfig(num_latent_tokens=2, num_steps=2)
 
 @pytest.fixture
 def pipeline(tiny_backends, tmp_path):
-    exemplars = ExemplarStore(tmp_path / "kb", ThumbnailEmbedder())
+    exemplars = ExemplarStore(tmp_path / "kb")
     exemplars.add(solid((90, 60, 30)), "Test", "wood", author="ana")
     return Pipeline(tiny_backends["qwen2_5_vl"], AppConfig(reasoning=FAST), make_store(tmp_path / "kb"), exemplars)
 
@@ -31,7 +30,7 @@ def test_stream_yields_steps_then_the_inspection_with_its_knowledge(pipeline):
         "test/wood/good",
     ]
     assert inspection.knowledge_version == pipeline.store.version
-    assert inspection.template.startswith("test/wood/")
+    assert inspection.template in {r.id for r in pipeline.exemplars.records("wood")}
 
 
 def test_pinned_entries_replace_retrieval_and_edits_show_up_next_time(pipeline):
@@ -54,9 +53,11 @@ def test_visual_memory_evidence_is_streamed_shown_to_the_model_and_summarised(pi
     from reason_iad.config import MemoryConfig
     from reason_iad.memory import AnomalyEvidence, open_memory
     from reason_iad.synth import render_sample
+    from reason_iad.synth.exemplars import rendered_exemplars
 
-    memory = open_memory(tmp_path / "memory", MemoryConfig(enabled=True))
+    memory = open_memory(tmp_path / "kb", MemoryConfig(enabled=True), exemplars=pipeline.exemplars)
     memory.add_exemplars("Test", "wood", [render_sample("wood", None, 100 + i, 128).image for i in range(6)])
+    pipeline.exemplars.add_many([e for e in rendered_exemplars(2) if e.category == "tile"])  # as a new studio's
     pipeline.memory = memory
     defective = render_sample("wood", "hole", 5, 128).image
     for mode in ("text", "box"):
@@ -68,8 +69,25 @@ def test_visual_memory_evidence_is_streamed_shown_to_the_model_and_summarised(pi
         assert summary.region == items[0].region
     unknown = pipeline.inspect(defective, category="gear", reasoning=dataclasses.replace(FAST, mode="latent"))
     assert unknown.anomaly is None  # no bank for that category (and not a SynthIAD one): no evidence, no error
+    assert memory.bank_info("SynthIAD", "tile").version == 0  # seeded exemplars, no bank yet
     seeded = pipeline.inspect(defective, category="tile", reasoning=dataclasses.replace(FAST, mode="latent"))
-    assert seeded.anomaly is not None and ("SynthIAD", "tile") in memory.categories()  # seeded on first use
+    assert seeded.anomaly is not None and memory.bank_info("SynthIAD", "tile").version > 0  # built on first use
+
+
+def test_one_exemplar_is_the_template_and_in_the_bank_under_one_id(pipeline, tmp_path):
+    from reason_iad.config import MemoryConfig
+    from reason_iad.memory import open_memory
+    from reason_iad.synth import render_sample
+
+    pipeline.memory = open_memory(tmp_path / "kb", MemoryConfig(enabled=True), exemplars=pipeline.exemplars)
+    normals = [render_sample("tile", None, 300 + i, 128).image for i in range(3)]
+    update = pipeline.add_exemplars(normals, "Test", "tile", author="ana")
+    assert update.bank is not None and set(update.bank.exemplar_ids) == set(update.ids)
+    assert pipeline.exemplars.nearest(normals[1], "tile").id == update.ids[1]  # the template is the same row
+    removed = pipeline.remove_exemplar(update.ids[1], "Test", "tile")
+    assert update.ids[1] not in removed.bank.exemplar_ids
+    assert update.ids[1] not in {r.id for r in pipeline.exemplars.records("tile")}
+    assert pipeline.memory.exemplars("Test", "tile") == pipeline.exemplars.records("tile", "Test")
 
 
 def test_given_knowledge_texts_replace_retrieval_and_the_memory_can_be_left_out(pipeline, tmp_path, monkeypatch):

@@ -19,12 +19,13 @@ OPENER = """
 import sys, time
 from PIL import Image
 from reason_iad.knowledge.embedders import ThumbnailEmbedder
-from reason_iad.knowledge.exemplars import ExemplarStore
+from reason_iad.memory.exemplars import ExemplarStore
+from reason_iad.synth.exemplars import gallery_exemplars
 from reason_iad.annotations import AnnotationStore
 from reason_iad.paths import EXAMPLES_DIR
 uri, start, n = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
 time.sleep(max(0.0, start - time.time()))
-store = ExemplarStore(uri, ThumbnailEmbedder(), seed_dir=EXAMPLES_DIR)
+store = ExemplarStore(uri, seed=gallery_exemplars)
 AnnotationStore(uri)
 store.add(Image.new("RGB", (32, 32), (40 * n, 9, 9)), "Mine", f"part{n}", author=f"replica{n}")
 """
@@ -47,15 +48,15 @@ def _open_together(uri: str, env: dict[str, str], count: int = 4) -> list[subpro
 
 
 def _check(uri: str, results) -> None:
-    from reason_iad.knowledge.embedders import ThumbnailEmbedder
-    from reason_iad.knowledge.exemplars import ExemplarStore
+    from reason_iad.memory.exemplars import ExemplarStore
 
     for process, output in results:
         assert process.returncode == 0, output[-3000:]
-    exemplars = ExemplarStore(uri, ThumbnailEmbedder()).list()
-    seeds = [e for e in exemplars if e.author == "seed"]
+    exemplars = ExemplarStore(uri).list()
+    seeds = [e for e in exemplars if e.record.author == "seed"]
     assert len(seeds) == 8 and len({e.id for e in seeds}) == 8  # the gallery once, not once per replica
-    assert sorted(e.author for e in exemplars if e.author != "seed") == [f"replica{n}" for n in range(len(results))]
+    added = sorted(e.record.author for e in exemplars if e.record.author != "seed")
+    assert added == [f"replica{n}" for n in range(len(results))]
 
 
 @pytest.mark.slow

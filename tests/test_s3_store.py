@@ -205,8 +205,7 @@ def test_s3_visual_memory_builds_inspects_and_rebuilds_with_stored_thresholds(s3
 
 
 def test_s3_annotations_and_exemplars(s3_uri, tmp_path):
-    from reason_iad.knowledge.embedders import ThumbnailEmbedder
-    from reason_iad.knowledge.exemplars import ExemplarStore
+    from reason_iad.memory.exemplars import ExemplarStore
 
     annotations = AnnotationStore(s3_uri)
     mask = np.zeros((48, 64), np.uint8)
@@ -221,7 +220,7 @@ def test_s3_annotations_and_exemplars(s3_uri, tmp_path):
     annotations.remove(chip)
     assert [a.label for a in AnnotationStore(s3_uri).list()] == ["normal"]
 
-    exemplars = ExemplarStore(s3_uri, ThumbnailEmbedder())
+    exemplars = ExemplarStore(s3_uri)
     exemplars.add(solid((200, 10, 10)), "Mine", "gear", author="ana")
     exemplars.add(solid((10, 10, 200)), "Mine", "shaft", author="ana")
-    assert ExemplarStore(s3_uri, ThumbnailEmbedder()).nearest_any(solid((190, 20, 20))).category == "gear"
+    assert ExemplarStore(s3_uri).nearest(solid((190, 20, 20)), None).category == "gear"

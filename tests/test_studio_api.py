@@ -11,16 +11,16 @@ from demo.studio import build_studio, launch_options
 from knowledge_helpers import make_store
 from ports import free_port
 from reason_iad.config import AppConfig, ReasoningConfig, StudioConfig
-from reason_iad.knowledge.embedders import ThumbnailEmbedder
-from reason_iad.knowledge.exemplars import ExemplarStore
+from reason_iad.memory.exemplars import ExemplarStore
 from reason_iad.paths import EXAMPLES_DIR
 from reason_iad.pipeline import Pipeline
+from reason_iad.synth.exemplars import gallery_exemplars
 
 
 @pytest.fixture(scope="module")
 def studio_url(tiny_backends, tmp_path_factory):
     folder = tmp_path_factory.mktemp("studio-kb")
-    exemplars = ExemplarStore(folder, ThumbnailEmbedder(), seed_dir=EXAMPLES_DIR)
+    exemplars = ExemplarStore(folder, seed=gallery_exemplars)
     config = AppConfig(
         reasoning=ReasoningConfig(num_latent_tokens=2, num_steps=2), studio=StudioConfig(port=free_port())
     )

@@ -13,8 +13,6 @@ from reason_iad.annotations import AnnotationStore
 from reason_iad.bench.studio_bench import LoadPlan, run_studio_load
 from reason_iad.bench.studio_checks import check_banks, check_edits
 from reason_iad.config import AppConfig, MemoryConfig, ReasoningConfig, StudioConfig
-from reason_iad.knowledge.embedders import ThumbnailEmbedder
-from reason_iad.knowledge.exemplars import ExemplarStore
 from reason_iad.memory import open_memory
 from reason_iad.paths import EXAMPLES_DIR
 from reason_iad.pipeline import Pipeline
@@ -38,9 +36,7 @@ def studio(tmp_path):
     )
     memory = open_memory(folder, MemoryConfig(enabled=True, image_size=64, views_per_exemplar=2))
     memory.add_exemplars("Test", "wood", [render_sample("wood", None, seed, 96).image for seed in (1, 2, 3)])
-    pipeline = Pipeline(
-        backend, config, make_store(folder), ExemplarStore(folder, ThumbnailEmbedder()), AnnotationStore(folder), memory
-    )
+    pipeline = Pipeline(backend, config, make_store(folder), memory.exemplar_store, AnnotationStore(folder), memory)
     blocks = build_studio(config, pipeline, examples=[])
     blocks.queue(default_concurrency_limit=4, max_size=QUEUE_SIZE).launch(
         **launch_options(config) | {"prevent_thread_lock": True, "quiet": True}
@@ -66,7 +62,7 @@ def test_load_loses_nothing_keeps_banks_consistent_and_refuses_overflow_clearly(
     assert len(pipeline.store.list(dataset="Load")) == 100
     assert list(result.exemplars.values()) == [False]  # added, then removed: two bank changes
     assert len(pipeline.memory.versions()) >= bank_versions + 2
-    assert check_banks(pipeline.memory, pipeline.exemplars, result.exemplars) == []
+    assert check_banks(pipeline.memory, result.exemplars) == []
     overflow = result.overflow
     assert len(overflow.refusals) >= 1 and overflow.other_errors == ()
     assert all("Queue is full" in m and "try again" in m for m in overflow.refusals)

@@ -82,9 +82,9 @@ def test_check_edits_finds_lost_unrecorded_and_misversioned_edits(tmp_path):
 class FakeMemory:
     """The reads `check_banks` makes of a `VisualMemory`, over plain data."""
 
-    def __init__(self, exemplars, recorded, bank_ids, num_patches):
-        self.records = [SimpleNamespace(exemplar_id=i, label=f"label-{i}") for i in exemplars]
-        self.info = SimpleNamespace(exemplar_ids=tuple(recorded), num_patches=num_patches)
+    def __init__(self, exemplars, recorded, bank_ids, num_patches, version=3):
+        self.records = [SimpleNamespace(id=i) for i in exemplars]
+        self.info = SimpleNamespace(exemplar_ids=tuple(recorded), num_patches=num_patches, version=version)
         self.store = SimpleNamespace(read_bank=lambda d, c: (None, np.asarray(bank_ids, dtype=object), None))
 
     def categories(self):
@@ -102,14 +102,16 @@ def test_check_banks_finds_a_bank_that_does_not_match_its_exemplars():
     assert "built from 1 exemplars, the category has 2" in check_banks(FakeMemory(["a", "b"], ["a"], ["a"], 1))[0]
     assert "not the category's" in check_banks(FakeMemory(["a"], ["a"], ["a", "gone"], 2))[0]
     assert "record says 5" in check_banks(FakeMemory(["a"], ["a"], ["a"], 5))[0]
+    assert check_banks(FakeMemory(["a", "b"], [], [], 0, version=0)) == []  # never built: built on first use
 
 
 def test_check_banks_follows_exemplars_changed_through_the_studio():
     memory = FakeMemory(["a"], ["a"], ["a"], 1)
-    templates = SimpleNamespace(list=lambda: [SimpleNamespace(id="label-a")])
-    assert check_banks(memory, templates, {"label-a": True}) == []
-    assert "expected removed" in check_banks(memory, templates, {"label-a": False})[0]
-    assert "memory False" in check_banks(memory, SimpleNamespace(list=list), {"label-x": True})[0]
+    assert check_banks(memory, {"a": True}) == []
+    assert "expected removed" in check_banks(memory, {"a": False})[0]
+    assert "exemplar table False, bank False" in check_banks(memory, {"x": True})[0]
+    stale = FakeMemory(["a", "b"], ["a"], ["a"], 1)  # b stored, its bank not updated
+    assert "exemplar table True, bank False" in check_banks(stale, {"b": True})[-1]
 
 
 def _result(**overflow) -> LoadResult:

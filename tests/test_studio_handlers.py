@@ -8,8 +8,7 @@ from demo.render import answer_figure, draw_patches, reasoning_figure
 from knowledge_helpers import make_store, solid
 from reason_iad.config import AppConfig, ReasoningConfig
 from reason_iad.errors import UserError
-from reason_iad.knowledge.embedders import ThumbnailEmbedder
-from reason_iad.knowledge.exemplars import ExemplarStore
+from reason_iad.memory.exemplars import ExemplarStore
 from reason_iad.pipeline import Pipeline
 from reason_iad.types import AnomalyEvidence, InjectedPatch, Inspection, ReasoningStep
 
@@ -94,11 +93,10 @@ def test_annotate_saves_with_mask_adds_templates_and_exports(handlers, tmp_path)
 
     from demo.annotation import AnnotationHandlers
     from reason_iad.annotations import AnnotationStore
-    from reason_iad.knowledge.embedders import ThumbnailEmbedder
-    from reason_iad.knowledge.exemplars import ExemplarStore
+    from reason_iad.memory.exemplars import ExemplarStore
 
     handlers.pipeline.annotations = AnnotationStore(tmp_path / "db")
-    handlers.pipeline.exemplars = ExemplarStore(tmp_path / "db", ThumbnailEmbedder())
+    handlers.pipeline.exemplars = ExemplarStore(tmp_path / "db")
     work = AnnotationHandlers(handlers)
     layer = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
     layer.paste((255, 0, 0, 255), (40, 40, 60, 60))
@@ -235,13 +233,14 @@ def test_import_export_and_version_view_from_the_studio(handlers, tmp_path):
 def test_exemplar_panel_adds_and_removes_from_templates_and_memory_bank(handlers, tmp_path):
     from demo.knowledge_panels import ExemplarHandlers
     from reason_iad.config import MemoryConfig
-    from reason_iad.knowledge.embedders import ThumbnailEmbedder
-    from reason_iad.knowledge.exemplars import ExemplarStore
     from reason_iad.memory import open_memory
+    from reason_iad.memory.exemplars import ExemplarStore
     from reason_iad.synth import render_sample
 
-    handlers.pipeline.exemplars = ExemplarStore(tmp_path / "db", ThumbnailEmbedder())
-    handlers.pipeline.memory = open_memory(tmp_path / "memory", MemoryConfig(enabled=True))
+    handlers.pipeline.exemplars = ExemplarStore(tmp_path / "db")
+    handlers.pipeline.memory = open_memory(
+        tmp_path / "db", MemoryConfig(enabled=True), exemplars=handlers.pipeline.exemplars
+    )
     panel = ExemplarHandlers(handlers)
     for seed in range(3):
         status = panel.add(render_sample("wood", None, 200 + seed, 128).image, "Test / wood", None)
@@ -261,7 +260,7 @@ def test_annotations_export_in_every_format_with_the_exemplars_as_templates(tmp_
     from reason_iad.annotations import AnnotationStore
     from reason_iad.exports import EXPORT_FORMATS
 
-    exemplars = ExemplarStore(tmp_path / "kb", ThumbnailEmbedder())
+    exemplars = ExemplarStore(tmp_path / "kb")
     exemplars.add(solid((90, 60, 30)), "Mine", "gear", author="ana")
     annotations = AnnotationStore(tmp_path / "kb")
     mask = np.zeros((32, 32), np.uint8)

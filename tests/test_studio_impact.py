@@ -15,8 +15,7 @@ from reason_iad.config import AppConfig
 from reason_iad.errors import UserError
 from reason_iad.eval.impact import HELD_OUT_SEED, held_out_set
 from reason_iad.eval.impact_cache import CACHE_TABLE
-from reason_iad.knowledge.embedders import ThumbnailEmbedder
-from reason_iad.knowledge.exemplars import ExemplarStore
+from reason_iad.memory.exemplars import ExemplarStore
 from reason_iad.pipeline import Pipeline
 from reason_iad.synth import generate_dataset
 
@@ -93,7 +92,7 @@ def test_the_default_set_is_held_out_and_built_once(tmp_path):
 
 def test_the_knowledge_tab_opens_listing_the_first_category(tmp_path):
     store = make_store(tmp_path / "kb")  # Test/tile and Test/wood
-    exemplars = ExemplarStore(tmp_path / "kb", ThumbnailEmbedder())
+    exemplars = ExemplarStore(tmp_path / "kb")
     pipeline = Pipeline(None, AppConfig(), store, exemplars, AnnotationStore(tmp_path / "kb"))
     blocks = build_studio(AppConfig(), pipeline, examples=[])
     entries = next(b for b in blocks.blocks.values() if getattr(b, "elem_id", None) == "entries")

@@ -2,7 +2,8 @@
 
 It opens listing the first category's entries. Its lower panels check what an edit changes (the category's
 questions answered under two versions: accuracy per subtask and the flipped answers), manage the normal exemplars
-(and the visual memory's banks) and import / export. Every write checks the curator server-side
+(and the visual memory's banks), move a category's anomaly threshold (histogram, versioned history) and import /
+export. Every write checks the curator server-side
 (`StudioHandlers.curator`) and runs on the `kb-write` queue, one at a time.
 Public endpoints: `/search_knowledge` (query, mode, category) and `/add_knowledge`.
 """
@@ -17,6 +18,7 @@ from gradio.context import get_blocks_context
 from demo.common import KNOWLEDGE_WRITE, MODEL_RUN, author_of, guarded
 from demo.handlers import StudioHandlers
 from demo.knowledge_panels import ExemplarHandlers, ImpactHandlers, TransferHandlers
+from demo.threshold_panel import HISTORY_HEADERS, ThresholdHandlers
 from reason_iad.knowledge.transfer import KNOWLEDGE_FORMATS
 
 
@@ -59,6 +61,7 @@ def knowledge_tab(handlers: StudioHandlers, choices: list[str]) -> None:
     _wire_editor(editor, tables, handlers, versions)
     _impact(ImpactHandlers(handlers), pairs)
     _exemplars(ExemplarHandlers(handlers), choices)
+    _thresholds(ThresholdHandlers(handlers), choices)
     _transfer(TransferHandlers(handlers), versions, editor.status, handlers)
 
 
@@ -261,6 +264,42 @@ def _exemplars(exemplars: ExemplarHandlers, choices: list[str]) -> None:
     show.click(**shown)
     add.click(guarded(add_exemplar_fn), [new_exemplar, category], bank, preprocess=False, **private).then(**shown)
     remove.click(guarded(remove_exemplar_fn), [exemplar_id, category], bank, **private).then(**shown)
+
+
+def _thresholds(thresholds: ThresholdHandlers, choices: list[str]) -> None:
+    """A category's anomaly threshold: histogram, a movable "suspicious" line, its versioned history."""
+    with gr.Accordion("Anomaly threshold (visual memory)", open=False):
+        with gr.Row():
+            category = gr.Dropdown(choices[1:], label="Category", elem_id="threshold-category")
+            proposed = gr.Slider(0.05, 0.95, value=0.5, step=0.01, label="Suspicious from (fitted scale; 0.5 = fitted)")
+        plot = gr.Plot(label="Exemplar and recent scores", elem_id="threshold-plot")
+        summary = gr.Markdown("", elem_id="threshold-summary")
+        with gr.Row():
+            note = gr.Textbox(label="Why (recorded with the change)", scale=3)
+            save = gr.Button("Save threshold", variant="primary")
+            reset = gr.Button("Back to fitted")
+        history = gr.Dataframe(headers=HISTORY_HEADERS, label="Threshold history", interactive=False)
+        with gr.Row():
+            number = gr.Number(label="Change to restore", precision=0)
+            restore = gr.Button("Restore change")
+
+    def save_fn(choice, value, why, request: gr.Request, profile: gr.OAuthProfile | None):
+        return thresholds.save(choice, value, why, author_of(request, profile))
+
+    def reset_fn(choice, request: gr.Request, profile: gr.OAuthProfile | None):
+        return thresholds.reset(choice, author_of(request, profile))
+
+    def restore_fn(choice, change, request: gr.Request, profile: gr.OAuthProfile | None):
+        return thresholds.restore(choice, change, author_of(request, profile))
+
+    viewed = {"fn": guarded(thresholds.view), "inputs": [category, proposed], "api_visibility": "private"}
+    viewed["outputs"] = [plot, summary, history]
+    category.change(**viewed)
+    proposed.release(**viewed)
+    private = {"api_visibility": "private", **KNOWLEDGE_WRITE}
+    save.click(guarded(save_fn), [category, proposed, note], summary, **private).then(**viewed)
+    reset.click(guarded(reset_fn), [category], summary, **private).then(**viewed)
+    restore.click(guarded(restore_fn), [category, number], summary, **private).then(**viewed)
 
 
 def _transfer(transfer: TransferHandlers, versions: VersionPanel, status: gr.Markdown, handlers) -> None:

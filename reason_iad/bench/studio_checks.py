@@ -46,8 +46,8 @@ def run_checks(result: LoadResult, db: str | None) -> list[str]:
         if overflow.next_inspect_ms is None:
             problems.append("the studio did not answer an inspection after the overflow")
     if db:
-        store, exemplars, memory = open_for_checks(db)
-        problems += check_edits(store, result.edits) + check_banks(memory, exemplars, result.exemplars)
+        store, memory = open_for_checks(db)
+        problems += check_edits(store, result.edits) + check_banks(memory, result.exemplars)
     return problems
 
 
@@ -71,17 +71,20 @@ def check_edits(store, edits: Sequence[Edit]) -> list[str]:
     return problems
 
 
-def check_banks(memory, exemplars=None, changed: dict[str, bool] | None = None) -> list[str]:
+def check_banks(memory, changed: dict[str, bool] | None = None) -> list[str]:
     """Problems with the visual memory's banks, and with exemplars changed through the studio.
 
-    Every bank must be built from exactly its category's exemplars (ids in the calibration record, patch rows of
-    no other exemplar, as many rows as recorded). `changed` maps template-table exemplar ids to whether they
-    should still exist; each must then be in both the template table and the bank's exemplars, or in neither.
+    Every built bank must hold exactly its category's exemplars (ids in the calibration record, patch rows of no
+    other exemplar, as many rows as recorded); a bank never built yet is built on its first inspection. `changed`
+    maps exemplar ids to whether they should still exist: each must then be in the exemplar table and in its
+    category's bank, or in neither.
     """
-    problems = []
-    for dataset, category in memory.categories():
-        ids = tuple(r.exemplar_id for r in memory.exemplars(dataset, category))
+    problems, pairs = [], memory.categories()
+    for dataset, category in pairs:
+        ids = tuple(r.id for r in memory.exemplars(dataset, category))
         info = memory.bank_info(dataset, category)
+        if not info.version:
+            continue
         _, bank_ids, _ = memory.store.read_bank(dataset, category)
         where = f"bank {dataset}/{category}"
         if info.exemplar_ids != ids:
@@ -90,29 +93,27 @@ def check_banks(memory, exemplars=None, changed: dict[str, bool] | None = None) 
             problems.append(f"{where} holds patches of {len(stray)} exemplars that are not the category's")
         if len(bank_ids) != info.num_patches:
             problems.append(f"{where} holds {len(bank_ids)} patch rows, its record says {info.num_patches}")
+    stored = {r.id for d, c in pairs for r in memory.exemplars(d, c)}
+    banked = {i for d, c in pairs for i in memory.bank_info(d, c).exemplar_ids}
     for exemplar_id, expected in (changed or {}).items():
-        labels = {r.label for d, c in memory.categories() for r in memory.exemplars(d, c)}
-        in_templates = exemplars is not None and any(e.id == exemplar_id for e in exemplars.list())
-        if (exemplar_id in labels) != expected or (exemplars is not None and in_templates != expected):
+        if (exemplar_id in stored) != expected or (exemplar_id in banked) != expected:
             problems.append(
-                f"exemplar {exemplar_id}: expected {'present' if expected else 'removed'}, template "
-                f"table {in_templates}, memory {exemplar_id in labels}"
+                f"exemplar {exemplar_id}: expected {'present' if expected else 'removed'}, exemplar "
+                f"table {exemplar_id in stored}, bank {exemplar_id in banked}"
             )
     return problems
 
 
 def open_for_checks(db: str):
-    """(knowledge store, exemplar store, visual memory) of a knowledge base folder, as the embedded studio has them."""
+    """(knowledge store, visual memory) of a knowledge base folder, as the embedded studio has them."""
     from reason_iad.config import AppConfig, KnowledgeConfig, with_model_defaults
     from reason_iad.knowledge import follow_store, open_store
-    from reason_iad.knowledge.embedders import ThumbnailEmbedder
-    from reason_iad.knowledge.exemplars import ExemplarStore
     from reason_iad.memory import open_memory
 
     config = with_model_defaults(AppConfig(knowledge=KnowledgeConfig(db_uri=db)))
     store = open_store(follow_store(config.knowledge), seed_dir=None)
     memory = open_memory(db, config.memory)
-    return store, ExemplarStore(db, ThumbnailEmbedder()), memory
+    return store, memory
 
 
 class StudioProcess:

@@ -73,9 +73,10 @@ class ThumbnailEmbedder:
         raise UserError("the thumbnail embedder embeds images only")
 
     def embed_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """Mean-centred thumbnails, normalised."""
-        thumbs = np.stack([np.asarray(i.convert("RGB").resize((16, 16)), np.float32).ravel() for i in images])
-        return _normalise(thumbs - thumbs.mean(axis=1, keepdims=True) + 1e-3)
+        """Mean-centred thumbnails, normalised (the exemplar table's own vectors)."""
+        from reason_iad.memory.exemplars import thumbnails
+
+        return thumbnails(images)
 
 
 class MiniLMEmbedder:

@@ -42,20 +42,21 @@ __all__ = [
 ]
 
 
-def open_memory(uri: str | Path, config: MemoryConfig | None = None, backbone=None):
+def open_memory(uri: str | Path, config: MemoryConfig | None = None, backbone=None, exemplars=None):
     """Open (or create) the visual memory in the LanceDB folder `uri`: a `VisualMemory`.
 
     Args:
-        uri: LanceDB folder (it may be the knowledge base's; the memory's tables are prefixed `memory_`).
+        uri: LanceDB folder (normally the knowledge base's; the memory's own tables are prefixed `memory_`).
         config: Memory settings (defaults: `MemoryConfig()`).
         backbone: A ready `Backbone` (default: the configured one, loaded offline).
+        exemplars: The folder's open `ExemplarStore` (default: opened here), the one home of normal exemplars.
 
     Returns:
         The `reason_iad.memory.detector.VisualMemory`.
     """
     from reason_iad.memory.detector import VisualMemory
 
-    return VisualMemory(uri, config, backbone)
+    return VisualMemory(uri, config, backbone, exemplars)
 
 
 def load_backbone(name: str = "efficientnet-lite0", image_size: int = 256, device: str = "cpu"):

@@ -10,6 +10,7 @@ pixel by pixel.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -45,6 +46,14 @@ class Calibration:
     def anomalous_threshold(self) -> float:
         """Raw score from which an image is anomalous (calibrated 0.75)."""
         return self.threshold + 2 * self.spread
+
+    def with_threshold(self, threshold: float) -> Calibration:
+        """This scale with "suspicious" moved to the raw score `threshold` (normal level kept, spread follows)."""
+        if not threshold > self.normal_level:
+            raise UserError(
+                f"a suspicious threshold must lie above the normal level ({self.normal_level:.4g}), not {threshold:.4g}"
+            )
+        return dataclasses.replace(self, threshold=float(threshold), spread=float(threshold) - self.normal_level)
 
     def calibrate(self, raw: np.ndarray | float) -> np.ndarray | float:
         """Map raw scores (a number or an array) to [0, 1): e / (1 + e), e = excess over the normal level in spreads."""

@@ -11,10 +11,8 @@ next used.
 
 from __future__ import annotations
 
-import hashlib
-import io
+import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -22,20 +20,21 @@ from PIL import Image
 
 from reason_iad.config import MemoryConfig
 from reason_iad.errors import UserError
-from reason_iad.images import load_image, png_bytes
+from reason_iad.images import load_image
 from reason_iad.memory import bank as banks
 from reason_iad.memory.backbone import Backbone, load_backbone
 from reason_iad.memory.calibration import Calibration, fit_calibration
 from reason_iad.memory.evidence import AnomalyEvidence, locate_peak
+from reason_iad.memory.exemplars import ExemplarRecord, ExemplarStore, NewExemplar, now, prepare_exemplar
 from reason_iad.memory.scoring import RawAnomaly, patch_grid_distances, raw_anomaly
-from reason_iad.memory.store import CalibrationRecord, ExemplarRecord, MemoryStore, now
+from reason_iad.memory.store import CalibrationRecord, MemoryStore
+from reason_iad.memory.thresholds import RecentScores, ThresholdStore, ThresholdView, raw_at
 
-MIN_EXEMPLAR_SIDE = 32  # smaller images carry too few pixels for patch features
 MAX_NAME_LENGTH = 200
 ImageSource = str | Path | bytes | Image.Image
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class BankInfo:
     """The state of one category's memory bank.
 
@@ -48,6 +47,7 @@ class BankInfo:
         source_patches: Patch vectors extracted before the coreset.
         version: Patch-table version written by the category's last bank change (0: never built).
         calibration: The score scale, None with fewer than two calibration scores.
+        added: Exemplar ids of the last add's images, in order (duplicates included).
         skipped: Images of the last add that were already stored (duplicates), by label.
     """
 
@@ -59,7 +59,8 @@ class BankInfo:
     source_patches: int
     version: int
     calibration: Calibration | None
-    skipped: tuple[str, ...] = ()
+    added: tuple[str, ...] = dataclasses.field(default=(), compare=False)  # about the call, not the bank
+    skipped: tuple[str, ...] = dataclasses.field(default=(), compare=False)
 
 
 def _check_name(kind: str, value: str) -> str:
@@ -68,30 +69,23 @@ def _check_name(kind: str, value: str) -> str:
     return value
 
 
-def exemplar_id(image: Image.Image) -> str:
-    """Content id of a normalised RGB image (same pixels, same id)."""
-    digest = hashlib.sha256(f"{image.size}".encode() + image.tobytes())
-    return digest.hexdigest()[:16]
-
-
-def prepare_exemplar(source: ImageSource, label: str) -> Image.Image:
-    """Read and normalise one exemplar (RGB, orientation, bit depth), refusing unusable ones clearly."""
-    image = load_image(source, name=label)
-    if min(image.size) < MIN_EXEMPLAR_SIDE:
-        raise UserError(
-            f"exemplar {label} is {image.size[0]}x{image.size[1]}; normal exemplars need at least "
-            f"{MIN_EXEMPLAR_SIDE} pixels per side"
-        )
-    return image
-
-
 class VisualMemory:
     """Normal exemplars, patch banks and calibrations per (dataset, category) in one LanceDB folder."""
 
-    def __init__(self, uri: str | Path, config: MemoryConfig | None = None, backbone: Backbone | None = None) -> None:
+    def __init__(
+        self,
+        uri: str | Path,
+        config: MemoryConfig | None = None,
+        backbone: Backbone | None = None,
+        exemplars: ExemplarStore | None = None,
+    ) -> None:
+        """Open the memory's tables in the LanceDB folder `uri` (`exemplars`: an open exemplar table of that folder)."""
         self.config = config or MemoryConfig()
         self.backbone = backbone or load_backbone(self.config.backbone, self.config.image_size, self.config.device)
         self.store = MemoryStore(uri, self.backbone.name, self.backbone.feature_dim)
+        self.exemplar_store = exemplars if exemplars is not None else ExemplarStore(uri)
+        self.thresholds = ThresholdStore(uri)
+        self.recent = RecentScores()
         self._banks: dict[tuple[str, str], tuple[int, banks.PatchSet]] = {}
         self._device_banks: dict[tuple[str, str], tuple[int, torch.Tensor]] = {}  # search copies off the CPU
         self.device = self.config.device
@@ -100,18 +94,27 @@ class VisualMemory:
 
     # ------------------------------------------------------------------ curation
     def add_exemplars(
-        self, dataset: str, category: str, images: Sequence[ImageSource], labels: Sequence[str] | None = None
+        self,
+        dataset: str,
+        category: str,
+        images: Sequence[ImageSource],
+        labels: Sequence[str] | None = None,
+        author: str = "",
+        note: str = "",
     ) -> BankInfo:
-        """Add normal exemplars to a category and update its bank and calibration.
+        """Add normal exemplars to a category (the one exemplar table) and update its bank and calibration.
 
         Args:
             dataset: Dataset name.
             category: Category name.
             images: Paths, encoded bytes or PIL images; all are checked before anything is written.
             labels: Display names (default: file names or "exemplar N").
+            author: Who added them (recorded with each exemplar).
+            note: A free note recorded with each exemplar.
 
         Returns:
-            The updated bank; images already stored are skipped and listed in `skipped`.
+            The updated bank; `added` holds every image's exemplar id in order, `skipped` the labels of images
+            the category already held.
 
         Raises:
             UserError: A bad name, an unreadable, truncated or too small image (nothing is written then).
@@ -120,34 +123,32 @@ class VisualMemory:
         labels = list(labels) if labels is not None else [_default_label(s, i) for i, s in enumerate(images)]
         if len(labels) != len(images):
             raise UserError(f"got {len(images)} images but {len(labels)} labels")
-        prepared = [prepare_exemplar(source, label) for source, label in zip(images, labels, strict=True)]
+        items = [
+            NewExemplar(prepare_exemplar(source, label), dataset, category, label, author, note)
+            for source, label in zip(images, labels, strict=True)
+        ]
         with self.store.lock:
-            known = {r.exemplar_id for r in self.store.list_exemplars(dataset, category)}
-            fresh: dict[str, tuple[str, Image.Image]] = {}
-            skipped = []
-            for label, image in zip(labels, prepared, strict=True):
-                key = exemplar_id(image)
-                if key in known or key in fresh:
-                    skipped.append(label)
-                else:
-                    fresh[key] = (label, image)
+            ids, known = self.exemplar_store.add_many(items)
+            fresh = {key: item.image for key, item in zip(ids, items, strict=True) if key not in known}
             if fresh:
-                self.store.add_exemplars(
-                    [_exemplar_row(key, dataset, category, label, image) for key, (label, image) in fresh.items()]
-                )
-                self._update_bank(dataset, category, {k: image for k, (_, image) in fresh.items()})
+                self._update_bank(dataset, category, fresh)
             info = self.bank_info(dataset, category)
-        return BankInfo(**{**info.__dict__, "skipped": tuple(skipped)})
+        seen, skipped = set(known), []
+        for label, key in zip(labels, ids, strict=True):
+            if key in seen:  # stored before, or an earlier image of this call
+                skipped.append(label)
+            seen.add(key)
+        return dataclasses.replace(info, added=tuple(ids), skipped=tuple(skipped))
 
     def remove_exemplars(self, dataset: str, category: str, exemplar_ids: Sequence[str]) -> BankInfo:
-        """Remove exemplars by id and rebuild the category's bank (unknown ids are refused)."""
+        """Remove exemplars by id (from the one exemplar table) and rebuild the category's bank.
+
+        Raises:
+            UserError: An id the category does not hold (nothing is removed then).
+        """
         with self.store.lock:
-            known = {r.exemplar_id for r in self.store.list_exemplars(dataset, category)}
-            unknown = sorted(set(exemplar_ids) - known)
-            if unknown:
-                raise UserError(f"{dataset}/{category} has no exemplar {unknown[0]!r}")
             if exemplar_ids:
-                self.store.delete_exemplars(dataset, category, list(exemplar_ids))
+                self.exemplar_store.remove(list(exemplar_ids), dataset, category)
                 self.rebuild(dataset, category)
             return self.bank_info(dataset, category)
 
@@ -164,7 +165,7 @@ class VisualMemory:
 
     def _update_bank(self, dataset: str, category: str, new: dict[str, Image.Image]) -> None:
         record = self.store.read_calibration(dataset, category)
-        current = {r.exemplar_id for r in self.store.list_exemplars(dataset, category)}
+        current = {r.id for r in self.exemplars(dataset, category)}
         if record is None or set(record.exemplar_ids) != current - set(new):  # first build, or a stale bank
             self.rebuild(dataset, category)
             return
@@ -224,18 +225,18 @@ class VisualMemory:
     # ------------------------------------------------------------------ reads
     def exemplars(self, dataset: str, category: str) -> list[ExemplarRecord]:
         """The category's normal exemplars (without pixels), sorted by id."""
-        return self.store.list_exemplars(dataset, category)
+        return self.exemplar_store.records(category, dataset)
 
     def exemplar_image(self, dataset: str, category: str, exemplar: str) -> Image.Image:
         """One stored exemplar image."""
-        found = self.store.exemplar_png(dataset, category, [exemplar])
+        found = self.exemplar_store.images(dataset, category)
         if exemplar not in found:
             raise UserError(f"{dataset}/{category} has no exemplar {exemplar!r}")
-        return Image.open(io.BytesIO(found[exemplar])).convert("RGB")
+        return found[exemplar]
 
     def categories(self) -> list[tuple[str, str]]:
         """(dataset, category) pairs with exemplars."""
-        return self.store.categories()
+        return self.exemplar_store.categories()
 
     def versions(self) -> list[int]:
         """Versions of the patch table (every bank change adds one)."""
@@ -246,7 +247,7 @@ class VisualMemory:
         record = self.store.read_calibration(dataset, category)
         if record is None:
             return BankInfo(dataset, category, self.backbone.name, (), 0, 0, 0, None)
-        calibration = self._calibration(record)
+        calibration = self._calibration(record, self.thresholds.current(dataset, category))
         return BankInfo(
             dataset,
             category,
@@ -258,15 +259,42 @@ class VisualMemory:
             calibration,
         )
 
-    def _calibration(self, record: CalibrationRecord) -> Calibration | None:
+    def _calibration(self, record: CalibrationRecord, curated: float | None = None) -> Calibration | None:
+        """The fitted calibration, with a curator's threshold when one is in force (and above the normal level)."""
         if len(record.scores) < 2:
             return None
-        return fit_calibration(record.scores, self.config.false_positive_rate)
+        fitted = fit_calibration(record.scores, self.config.false_positive_rate)
+        return fitted.with_threshold(curated) if curated is not None and curated > fitted.normal_level else fitted
+
+    # ------------------------------------------------------------------ thresholds
+    def threshold_view(self, dataset: str, category: str) -> ThresholdView:
+        """The category's exemplar and recent scores, its fitted and current thresholds, and their history."""
+        record = self._ready_record(dataset, category)
+        fitted = self._calibration(record)
+        if fitted is None:
+            raise UserError(f"{dataset}/{category} needs at least two normal exemplars before it has a threshold")
+        current = self._calibration(record, self.thresholds.current(dataset, category))
+        return ThresholdView(
+            fitted,
+            current.threshold,
+            current.threshold != fitted.threshold,
+            record.scores,
+            self.recent.of(dataset, category),
+            tuple(self.thresholds.history(dataset, category)),
+        )
+
+    def set_threshold(self, dataset: str, category: str, calibrated: float | None, author: str, note: str = ""):
+        """Move the category's suspicious threshold to a point of its fitted scale (None: back to the fitted one).
+
+        Returns:
+            The recorded `ThresholdChange` (its threshold a raw score).
+        """
+        raw = None if calibrated is None else raw_at(self.threshold_view(dataset, category).fitted, calibrated)
+        return self.thresholds.set(dataset, category, raw, author, note)
 
     def _exemplar_images(self, dataset: str, category: str) -> dict[str, Image.Image]:
-        ids = [r.exemplar_id for r in self.store.list_exemplars(dataset, category)]
-        blobs = self.store.exemplar_png(dataset, category, ids)
-        return {key: Image.open(io.BytesIO(blobs[key])).convert("RGB") for key in sorted(blobs)}
+        found = self.exemplar_store.images(dataset, category)
+        return {key: found[key] for key in sorted(found)}
 
     def _bank(self, dataset: str, category: str, record: CalibrationRecord) -> banks.PatchSet:
         cached = self._banks.get((dataset, category))
@@ -291,7 +319,7 @@ class VisualMemory:
     def _ready_record(self, dataset: str, category: str) -> CalibrationRecord:
         """The category's calibration record, rebuilding a bank that does not match the stored exemplars."""
         record = self.store.read_calibration(dataset, category)
-        current = tuple(r.exemplar_id for r in self.store.list_exemplars(dataset, category))
+        current = tuple(r.id for r in self.exemplars(dataset, category))
         if not current:
             raise UserError(f"the visual memory has no normal exemplars for {dataset}/{category}; add some first")
         if record is None or record.exemplar_ids != current:
@@ -336,7 +364,8 @@ class VisualMemory:
         picture = load_image(image, name="query image")
         record = self._ready_record(dataset, category)
         raw = self._raw(picture, dataset, category, record)
-        calibration = self._calibration(record)
+        self.recent.add(dataset, category, raw.score)
+        calibration = self._calibration(record, self.thresholds.current(dataset, category))
         if calibration is None:
             raise UserError(
                 f"{dataset}/{category} needs at least two normal exemplars (or views_per_exemplar > 1) "
@@ -361,16 +390,3 @@ class VisualMemory:
 
 def _default_label(source: ImageSource, index: int) -> str:
     return Path(source).name if isinstance(source, str | Path) else f"exemplar {index + 1}"
-
-
-def _exemplar_row(key: str, dataset: str, category: str, label: str, image: Image.Image) -> dict:
-    return {
-        "exemplar_id": key,
-        "dataset": dataset,
-        "category": category,
-        "label": label[:MAX_NAME_LENGTH],
-        "width": image.size[0],
-        "height": image.size[1],
-        "added_at": now(),
-        "png": png_bytes(image),
-    }

@@ -1,8 +1,8 @@
-"""LanceDB tables of the visual memory: normal exemplar images, patch banks and calibrations, versioned.
+"""LanceDB tables of the visual memory: patch banks and calibrations, versioned.
 
-One embedded database folder (given by the caller, possibly the knowledge base's) holds:
+One embedded database folder (given by the caller, possibly the knowledge base's) holds, beside the normal exemplars
+every bank is built from (`reason_iad.memory.exemplars`, one table shared with the one-shot templates):
 
-* `memory_exemplars`: the normal exemplar images (PNG) per dataset/category, the source of every bank;
 * `memory_patches_<backbone>`: one row per kept patch feature (dataset, category, exemplar id, patch, vector);
   every bank change is one new table version, and a vector index is built once the table is large;
 * `memory_calibration_<backbone>`: per category, the leave-one-out scores and thresholds, and the patch-table
@@ -13,7 +13,6 @@ Every filter is a `lancedb.expr` expression (literals, never SQL text); writes a
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import threading
 from collections.abc import Sequence
@@ -24,26 +23,13 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 
-from reason_iad.filters import all_of, equal_to, one_of
+from reason_iad.filters import all_of, equal_to
 from reason_iad.lance_tables import commit_retrying, create_table_once, is_object_store
 
-EXEMPLAR_TABLE = "memory_exemplars"
 VECTOR_INDEX = "vector_idx"
 _LOCKS: dict[str, threading.RLock] = {}
 _LOCKS_GUARD = threading.Lock()
 
-EXEMPLAR_SCHEMA = pa.schema(
-    [
-        ("exemplar_id", pa.string()),
-        ("dataset", pa.string()),
-        ("category", pa.string()),
-        ("label", pa.string()),
-        ("width", pa.int32()),
-        ("height", pa.int32()),
-        ("added_at", pa.string()),
-        ("png", pa.binary()),
-    ]
-)
 CALIBRATION_SCHEMA = pa.schema(
     [
         ("dataset", pa.string()),
@@ -57,19 +43,6 @@ CALIBRATION_SCHEMA = pa.schema(
         ("updated_at", pa.string()),
     ]
 )
-
-
-@dataclass(frozen=True)
-class ExemplarRecord:
-    """A stored normal exemplar (without its pixels)."""
-
-    exemplar_id: str
-    dataset: str
-    category: str
-    label: str
-    width: int
-    height: int
-    added_at: str
 
 
 @dataclass(frozen=True)
@@ -87,19 +60,9 @@ class CalibrationRecord:
     updated_at: str
 
 
-def now() -> str:
-    """UTC timestamp, milliseconds."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-
-
 def category_filter(dataset: str, category: str):
     """`dataset = ? AND category = ?` as a safe expression."""
     return all_of([equal_to("dataset", dataset), equal_to("category", category)])
-
-
-def ids_filter(dataset: str, category: str, ids: Sequence[str]):
-    """Rows of one category whose exemplar id is one of `ids` (a safe expression; `ids` must not be empty)."""
-    return category_filter(dataset, category) & one_of("exemplar_id", ids)
 
 
 def table_key(backbone_name: str) -> str:
@@ -130,43 +93,8 @@ class MemoryStore:
         self.db = lancedb.connect(self.uri)
         key = table_key(backbone_name)
         with self.lock:
-            self.exemplars = create_table_once(self.db, EXEMPLAR_TABLE, EXEMPLAR_SCHEMA)
             self.patches = create_table_once(self.db, f"memory_patches_{key}", patch_schema(dim))
             self.calibration = create_table_once(self.db, f"memory_calibration_{key}", CALIBRATION_SCHEMA)
-
-    # ------------------------------------------------------------------ exemplars
-    def list_exemplars(self, dataset: str, category: str) -> list[ExemplarRecord]:
-        """Exemplars of a category, sorted by id."""
-        self.exemplars.checkout_latest()
-        columns = ["exemplar_id", "dataset", "category", "label", "width", "height", "added_at"]
-        rows = self.exemplars.search().where(category_filter(dataset, category)).select(columns).limit(None)
-        return sorted((ExemplarRecord(**row) for row in rows.to_list()), key=lambda r: r.exemplar_id)
-
-    def exemplar_png(self, dataset: str, category: str, ids: Sequence[str]) -> dict[str, bytes]:
-        """PNG bytes of the given exemplars (missing ids are absent)."""
-        if not ids:
-            return {}
-        self.exemplars.checkout_latest()
-        query = self.exemplars.search().where(ids_filter(dataset, category, ids)).select(["exemplar_id", "png"])
-        return {row["exemplar_id"]: row["png"] for row in query.limit(None).to_list()}
-
-    def categories(self) -> list[tuple[str, str]]:
-        """(dataset, category) pairs that have exemplars, sorted."""
-        self.exemplars.checkout_latest()
-        table = self.exemplars.search().select(["dataset", "category"]).limit(None).to_arrow()
-        return sorted(set(zip(table["dataset"].to_pylist(), table["category"].to_pylist(), strict=True)))
-
-    def add_exemplars(self, rows: list[dict]) -> None:
-        """Append exemplar rows (validated by the caller)."""
-        table = pa.Table.from_pylist(rows, schema=EXEMPLAR_SCHEMA)
-        with self.lock:
-            commit_retrying(self.exemplars, lambda exemplars: exemplars.add(table))
-
-    def delete_exemplars(self, dataset: str, category: str, ids: Sequence[str]) -> None:
-        """Delete exemplars of a category by id."""
-        if ids:
-            with self.lock:
-                commit_retrying(self.exemplars, lambda exemplars: exemplars.delete(ids_filter(dataset, category, ids)))
 
     # ------------------------------------------------------------------ patches
     @property
