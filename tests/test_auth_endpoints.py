@@ -52,6 +52,7 @@ READ_ONLY = {
     "demo.handlers:StudioHandlers.diff",
     "demo.knowledge_panels:TransferHandlers.version_rows",
     "demo.knowledge_panels:ExemplarHandlers.show",
+    "demo.threshold_panel:ThresholdHandlers.view",  # the histogram and the preview of a proposed threshold
     "demo.tabs.annotate:annotate_tab.<locals>.copy_answer",  # copies the last answer into the form
     "demo.tabs.annotate:annotate_tab.<locals>.open_image",  # decodes an upload into the session's editor
     "demo.annotation:AnnotationHandlers.annotation_rows",

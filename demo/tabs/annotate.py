@@ -127,10 +127,13 @@ def _layout() -> AnnotationForm:
     )
     with gr.Row():
         export_format = gr.Radio(
-            [(f.label, f.name) for f in EXPORT_FORMATS.values()], value="mmad", label="Export format"
+            [(f.label, f.name) for f in EXPORT_FORMATS.values()],
+            value="mmad",
+            label="Export format",
+            elem_id="export-format",
         )
-        export = gr.Button("Export (zip)")
-        download = gr.File(label="Download")
+        export = gr.Button("Export (zip)", elem_id="export-zip")
+        download = gr.File(label="Download", elem_id="export-download")
     fields = (editor, label, dataset, category, defect, note, model_answer, corrected, as_template)
     return AnnotationForm(
         fields, model_answer, save, status, annotations, export, download, export_format, opener, prefill, open_last

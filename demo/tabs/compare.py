@@ -115,7 +115,7 @@ def compare_tab(compare: CompareHandlers, choices: list[str]) -> None:
 def _layout(compare: CompareHandlers, choices: list[str], defaults: ReasoningConfig) -> CompareForm:
     with gr.Row():
         with gr.Column(scale=2):
-            image = gr.Image(type="filepath", label="Image", height=240)
+            image = gr.Image(type="filepath", label="Image", height=240, elem_id="compare-image")
             category = gr.Dropdown(choices, value=ANY_CATEGORY, label="Category")
             question = gr.Textbox(label="Question (empty: MMAD's anomaly question)")
             options = gr.Textbox(label="Options, one per line", lines=3)
@@ -134,14 +134,14 @@ def _layout(compare: CompareHandlers, choices: list[str], defaults: ReasoningCon
             slots = _slot_controls(compare)
             with gr.Row():
                 refresh = gr.Button("Refresh versions and models", size="sm")
-                run = gr.Button("Compare", variant="primary")
+                run = gr.Button("Compare", variant="primary", elem_id="compare-run")
             with gr.Accordion("Load a second model", open=False):
                 model_name = gr.Textbox(label="Local folder or Hugging Face id (hub ids need network access)")
                 quantization = gr.Radio(["none", "4bit", "8bit"], value="none", label="Quantization")
                 load = gr.Button("Load", size="sm")
                 load_status = gr.Markdown("", elem_classes="status")
-    curves = gr.Plot(label="Reward and answer entropy per step, shared axes")
-    table = gr.Dataframe(headers=render.COMPARISON_HEADERS, interactive=False)
+    curves = gr.Plot(label="Reward and answer entropy per step, shared axes", elem_id="compare-curves")
+    table = gr.Dataframe(headers=render.COMPARISON_HEADERS, interactive=False, elem_id="compare-table")
     return CompareForm(
         image,
         category,

@@ -271,14 +271,23 @@ def _thresholds(thresholds: ThresholdHandlers, choices: list[str]) -> None:
     with gr.Accordion("Anomaly threshold (visual memory)", open=False):
         with gr.Row():
             category = gr.Dropdown(choices[1:], label="Category", elem_id="threshold-category")
-            proposed = gr.Slider(0.05, 0.95, value=0.5, step=0.01, label="Suspicious from (fitted scale; 0.5 = fitted)")
+            proposed = gr.Slider(
+                0.05,
+                0.95,
+                value=0.5,
+                step=0.01,
+                label="Suspicious from (fitted scale; 0.5 = fitted)",
+                elem_id="threshold-slider",
+            )
         plot = gr.Plot(label="Exemplar and recent scores", elem_id="threshold-plot")
         summary = gr.Markdown("", elem_id="threshold-summary")
         with gr.Row():
-            note = gr.Textbox(label="Why (recorded with the change)", scale=3)
-            save = gr.Button("Save threshold", variant="primary")
+            note = gr.Textbox(label="Why (recorded with the change)", scale=3, elem_id="threshold-note")
+            save = gr.Button("Save threshold", variant="primary", elem_id="threshold-save")
             reset = gr.Button("Back to fitted")
-        history = gr.Dataframe(headers=HISTORY_HEADERS, label="Threshold history", interactive=False)
+        history = gr.Dataframe(
+            headers=HISTORY_HEADERS, label="Threshold history", interactive=False, elem_id="threshold-history"
+        )
         with gr.Row():
             number = gr.Number(label="Change to restore", precision=0)
             restore = gr.Button("Restore change")
@@ -295,7 +304,7 @@ def _thresholds(thresholds: ThresholdHandlers, choices: list[str]) -> None:
     viewed = {"fn": guarded(thresholds.view), "inputs": [category, proposed], "api_visibility": "private"}
     viewed["outputs"] = [plot, summary, history]
     category.change(**viewed)
-    proposed.release(**viewed)
+    proposed.change(**viewed, trigger_mode="always_last")
     private = {"api_visibility": "private", **KNOWLEDGE_WRITE}
     save.click(guarded(save_fn), [category, proposed, note], summary, **private).then(**viewed)
     reset.click(guarded(reset_fn), [category], summary, **private).then(**viewed)
