@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, get_args, get_type_hints
 
@@ -171,3 +172,34 @@ def reasoning_from_args(args: argparse.Namespace, base: ReasoningConfig) -> Reas
         if getattr(args, name, None) is not None
     }
     return dataclasses.replace(base, **given)
+
+
+class PhaseBars:
+    """One tqdm bar per phase of a long job, fed `(phase, done, total)` (questions/s and ETA shown)."""
+
+    def __init__(self) -> None:
+        self.bar, self.phase = None, None
+
+    def update(self, phase: str, done: int, total: int) -> None:
+        """Advance the phase's bar to `done` of `total`, opening a new bar when the phase changes."""
+        from tqdm import tqdm
+
+        if phase != self.phase:
+            self.close()
+            self.phase = phase
+            self.bar = tqdm(
+                total=total, desc=phase, unit="q", file=sys.stderr, disable=None, dynamic_ncols=True, smoothing=0.1
+            )
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        """Close the open bar."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def __enter__(self) -> PhaseBars:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -112,6 +112,12 @@ class Timings:
     decode_ms: float
     total_ms: float
 
+    @classmethod
+    def of(cls, prefix_ms: float, steps_ms: float, num_steps: int, decode_ms: float) -> Timings:
+        """The timings of a run of `num_steps` steps (mean and total derived)."""
+        mean = steps_ms / num_steps if num_steps else 0.0
+        return cls(prefix_ms, steps_ms, mean, decode_ms, prefix_ms + steps_ms + decode_ms)
+
 
 @dataclass(frozen=True)
 class Inspection:

@@ -8,7 +8,7 @@ import getpass
 import sys
 from pathlib import Path
 
-from reason_iad.cli_options import add_model_options, share_options
+from reason_iad.cli_options import PhaseBars, add_model_options, share_options
 from reason_iad.config import KnowledgeConfig
 from reason_iad.errors import UserError
 from reason_iad.knowledge.transfer import KNOWLEDGE_FORMATS
@@ -101,6 +101,7 @@ def register(subparsers) -> None:
         actions, "tag", "name a version (no name: list tags)", [("name", {"nargs": "?"}), ("--version", {"type": int})]
     )
     _add_impact(actions)
+    _add_swap(actions)
     share_options(parser)  # `kb import FILE --db DIR` as well as `kb --db DIR import FILE`
 
 
@@ -132,6 +133,21 @@ def _add_impact(actions) -> None:
     add_model_options(parser)
 
 
+def _add_swap(actions) -> None:
+    parser = _add(
+        actions,
+        "swap",
+        "the swap test: exchange two defect entries' titles (in a scratch copy) and count the answers that follow",
+        [
+            ("--data", {"required": True, "metavar": "ROOT", "help": "an MMAD-format set (folder with mmad.json)"}),
+            ("--category", {"required": True, "help": "the category (name or dataset/name)"}),
+            ("--defects", {"required": True, "metavar": "A,B", "help": "the two defect types, e.g. hole,scratch"}),
+            ("--skip-missing", {"action": "store_true", "help": "skip images missing from the set"}),
+        ],
+    )
+    add_model_options(parser)
+
+
 def _author(args) -> str:
     return (getattr(args, "author", None) or getpass.getuser() or "unknown").strip()
 
@@ -151,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.action == "reembed":
         return _reembed(args)
-    if args.action == "impact":
+    if args.action in ("impact", "swap"):
         return _impact(args)
     return HANDLERS[args.action](open_store(store_config(args)), args)
 
@@ -303,7 +319,10 @@ def _reembed(args) -> int:
 
 
 def _impact(args) -> int:
-    """Answer the set under both versions (the model runs only for prompts not in the answer cache) and report."""
+    """Answer the set under both versions (the model runs only for prompts not in the answer cache) and report.
+
+    `kb swap` shares the checks and loading, then runs the swap test instead.
+    """
     import json
 
     from reason_iad.cli_options import backend_from_args
@@ -313,11 +332,14 @@ def _impact(args) -> int:
 
     uri = args.db or default_db_uri()
     impact.require_knowledge_base(uri)  # everything is checked before the model loads and anything is written
-    if args.out and Path(args.out).expanduser().exists() and not Path(args.out).expanduser().is_dir():
+    out = getattr(args, "out", None)
+    if out and Path(out).expanduser().exists() and not Path(out).expanduser().is_dir():
         raise UserError(f"--out {args.out} is a file, not a folder")
     config = impact.impact_config(uri, backend_from_args(args), args.text_embedder, args.image_embedder)
     eval_set = impact.read_impact_set(args.data, args.category, args.skip_missing)
     store = open_store(config.knowledge, seed_dir=None)
+    if args.action == "swap":
+        return _swap(args, config, eval_set)
     versions = [impact.resolve_version(store, v) for v in (args.from_version, args.to_version)]
     impact.store_items(eval_set.items, store, versions)
     pipeline = impact.load_impact_pipeline(config)
@@ -330,35 +352,18 @@ def _impact(args) -> int:
     return 0
 
 
-class PhaseBars:
-    """One tqdm bar per phase of a long job, fed `(phase, done, total)` (questions/s and ETA shown)."""
+def _swap(args, config, eval_set) -> int:
+    """The swap test on the set's questions about the two defect types; prints its one-line report."""
+    from reason_iad.eval import impact
+    from reason_iad.eval.swap import swap_check
 
-    def __init__(self) -> None:
-        self.bar, self.phase = None, None
-
-    def update(self, phase: str, done: int, total: int) -> None:
-        """Advance the phase's bar to `done` of `total`, opening a new bar when the phase changes."""
-        from tqdm import tqdm
-
-        if phase != self.phase:
-            self.close()
-            self.phase = phase
-            self.bar = tqdm(
-                total=total, desc=phase, unit="q", file=sys.stderr, disable=None, dynamic_ncols=True, smoothing=0.1
-            )
-        self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        """Close the open bar."""
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-    def __enter__(self) -> PhaseBars:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    defects = [d.strip() for d in args.defects.split(",")]
+    dataset, category = {(i.dataset, i.category) for i in eval_set.items}.pop()
+    pipeline = impact.load_impact_pipeline(config)
+    with PhaseBars() as bars:
+        result = swap_check(pipeline, eval_set, dataset, category, defects, progress=bars.update)
+    print(result.line())
+    return 0
 
 
 HANDLERS = {

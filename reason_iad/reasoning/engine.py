@@ -377,14 +377,7 @@ class Session:
             grid = patch_ops.attention_grid(evaluation.attention.cpu(), self.query.grid)
             attention_map = tuple(tuple(row) for row in grid.tolist())
         decode_ms = (time.perf_counter() - started) * 1000
-        reasoning_steps = len(state.steps)
-        timings = Timings(
-            prefix_ms=self.prefix_ms,
-            steps_ms=state.steps_ms,
-            mean_step_ms=state.steps_ms / reasoning_steps if reasoning_steps else 0.0,
-            decode_ms=decode_ms,
-            total_ms=self.prefix_ms + state.steps_ms + decode_ms,
-        )
+        timings = Timings.of(self.prefix_ms, state.steps_ms, len(state.steps), decode_ms)
         return Inspection(
             answer=answer,
             answer_text=dict(self.request.question.options)[answer],
