@@ -47,6 +47,11 @@ REASONING_OPTIONS: dict[str, tuple[str, str]] = {  # flag -> (ReasoningConfig fi
     "evidence": ("evidence", "show the visual memory's evidence to the model"),
     "prior": ("injection_prior", "what chooses the injected patches: attention, the anomaly map, or a mix"),
     "max_new_tokens": ("max_new_tokens", "length of the generated reply"),
+    "rationale": (
+        "rationale",
+        "what is decoded after the answer: the free reply MMAD parses (reply), an explanation after the answer "
+        "phrase (continue) or in a follow-up turn (followup), or nothing (none)",
+    ),
 }
 SHARED_REASONING_FLAGS = ("mode", "steps", "latents", "readout", "seed")
 
@@ -142,11 +147,12 @@ def add_reasoning_options(
     parser: argparse.ArgumentParser,
     flags: Sequence[str] = SHARED_REASONING_FLAGS,
     notes: Mapping[str, str] | None = None,
+    defaults: Mapping[str, str] | None = None,
 ) -> None:
     """Declare the reasoning flags (`--mode`, `--steps`, ...; any of `REASONING_OPTIONS`) on `parser`.
 
     Each defaults to None, which `reasoning_from_args` reads as "keep the base config's value"; the help names that
-    value. `notes` appends text to a flag's help.
+    value (`defaults` names it instead where the command fixes its own). `notes` appends text to a flag's help.
     """
     hints = get_type_hints(ReasoningConfig)
     for name in flags:
@@ -155,7 +161,7 @@ def add_reasoning_options(
         parser.add_argument(
             f"--{name.replace('_', '-')}",
             default=None,
-            help=_help(text, (notes or {}).get(name), _model_default(field)),
+            help=_help(text, (notes or {}).get(name), (defaults or {}).get(name) or _model_default(field)),
             **({"choices": choices} if choices else {"type": hints[field]}),
         )
 

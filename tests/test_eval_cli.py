@@ -163,3 +163,15 @@ def test_eval_retrieval_prints_one_table_and_refuses_bad_input(dataset, tmp_path
     assert len(lines) == 3 and "top-2 (all entries)" in lines[0] and lines[2].startswith("| tiny_clip | 2 |")
     assert main(["eval", "retrieval", "--data", str(tmp_path / "nope")]) == 2
     assert "data root not found" in capsys.readouterr().err
+
+
+def test_an_explaining_run_records_rationales_and_reports_their_agreement(dataset, model, tmp_path, capsys):
+    argv = _eval(dataset, tmp_path / "explained", model, "--mode", "plain", "--limit", "4", "--shots", "0")
+    assert main([*argv, "--rationale", "continue", "--max-new-tokens", "12"]) == 0
+    lines = (tmp_path / "explained" / "answers.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert all(r["reply"] == "" and r["parsed_answer"] is None for r in records)  # nothing MMAD would parse
+    assert any(r["rationale"] for r in records)  # the explanation decoded after the answer phrase
+    run = json.loads((tmp_path / "explained" / "run.json").read_text())
+    assert run["config"]["app"]["reasoning"]["rationale"] == "continue"
+    capsys.readouterr()

@@ -29,6 +29,8 @@ def answer_item(pipeline, item: EvalItem, image, template, knowledge: Sequence[s
     started = time.perf_counter()
     inspection, anomaly = inspect_item(pipeline, item, image, template, knowledge)
     grounding = None if mask is None else inspection_grounding(mask, inspection, anomaly)
+    explained = pipeline.config.reasoning.rationale in ("continue", "followup")  # else the reply MMAD parses
+    reply = "" if explained else inspection.rationale
     return AnswerRecord(
         id=item.id,
         image=item.image,
@@ -38,12 +40,13 @@ def answer_item(pipeline, item: EvalItem, image, template, knowledge: Sequence[s
         is_normal=item.is_normal,
         correct_answer=item.answer,
         readout_answer=inspection.answer,
-        parsed_answer=parse_answer(inspection.rationale, item.question.options),
+        parsed_answer=parse_answer(reply, item.question.options),
         readout=pipeline.config.reasoning.readout,
         question_index=item.question_index,
         question=item.question.text,
         options=dict(item.question.options),
-        reply=inspection.rationale,
+        reply=reply,
+        rationale=inspection.rationale if explained else "",
         option_probs=dict(inspection.option_probs),
         template=item.template,
         seconds=round(time.perf_counter() - started, 4),

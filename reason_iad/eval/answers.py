@@ -46,6 +46,7 @@ class AnswerRecord:
     template: str | None = None
     seconds: float = 0.0
     grounding: Grounding | None = None  # against the ground-truth mask (defective images with a mask only)
+    rationale: str = ""  # the explanation, in a run decoded with `--rationale continue` or `followup`
 
     def scored_answer(self, source: ScoreSource) -> str | None:
         """The letter that is scored: the read-out letter or the parsed one."""

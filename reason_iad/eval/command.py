@@ -49,13 +49,16 @@ def register(subparsers) -> None:
     add_model_options(parser)
     add_reasoning_options(
         parser,
-        (*SHARED_REASONING_FLAGS, "evidence", "prior", "max_new_tokens"),
+        (*SHARED_REASONING_FLAGS, "evidence", "prior", "max_new_tokens", "rationale"),
         notes={
             "evidence": "(its bank per category: the dataset's normal templates; none when the file lists no "
             "template images)",
             "prior": "(attention when the file lists no template images)",
             "max_new_tokens": "(MMAD uses 128)",
+            "rationale": "(continue/followup record an explanation, checked against the answer in the report, "
+            "and leave nothing for --score parsed)",
         },
+        defaults={"rationale": "reply"},
     )
     parser.add_argument(
         "--shots",

@@ -105,6 +105,12 @@ def _describe(run: ScoredRun) -> list[str]:
         f"- answers: {scores.num_answers}; unparseable: {scores.num_unparseable}"
         + (f" ({by_subtask})" if by_subtask else "")
     )
+    agree, checked = scores.rationale_agreement
+    if checked:
+        lines.append(
+            f"- rationales that agree with the answer (verdict, defect type, place): {agree} of {checked} "
+            f"({100 * agree / checked:.1f} %)"
+        )
     return lines
 
 

@@ -18,6 +18,7 @@ from statistics import fmean
 from typing import Literal
 
 from reason_iad.eval.answers import AnswerRecord, ScoreSource
+from reason_iad.eval.consistency import agreement
 from reason_iad.eval.grounding_scores import GroundingScores, score_grounding
 from reason_iad.eval.reader import OBJECT_ANALYSIS, OBJECT_TAGS
 
@@ -91,6 +92,7 @@ class EvalScores:
     dropped: ScoreTable  # unparseable replies left out of the denominator (MMAD's summary.py does so)
     as_wrong: ScoreTable  # unparseable replies counted as wrong
     grounding: GroundingScores | None = None  # against ground-truth masks (`grounding_scores.py`)
+    rationale_agreement: tuple[int, int] = (0, 0)  # (agree, checkable) rationales (`consistency.py`)
 
     def to_dict(self) -> dict:
         """Plain JSON-ready data."""
@@ -194,4 +196,5 @@ def score_answers(records: Sequence[AnswerRecord], source: ScoreSource = "readou
         dropped=score_table(records, source, "dropped"),
         as_wrong=score_table(records, source, "wrong"),
         grounding=score_grounding(records, source),
+        rationale_agreement=agreement(records),
     )
