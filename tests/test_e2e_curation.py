@@ -86,6 +86,8 @@ def test_threshold_compare_and_three_exports_in_a_browser(studio, tmp_path):
         _text_has(page, "#threshold-summary", "Fitted:")
         assert "3 recent" not in page.locator("#threshold-summary").inner_text()  # no proposal yet
         page.locator("#threshold-plot .js-plotly-plot").wait_for(timeout=30_000)
+        names = page.evaluate("() => document.querySelector('#threshold-plot .js-plotly-plot').data.map(t => t.name)")
+        assert names[:2] == ["normal exemplars (leave-one-out)", "recent inspections"], names
         number = page.locator("#threshold-slider input[type=number]")
         number.fill("0.95")
         number.press("Enter")
@@ -105,9 +107,14 @@ def test_threshold_compare_and_three_exports_in_a_browser(studio, tmp_path):
         page.click("#compare-run")
         _text_has(page, "#compare-table", "full", timeout=180_000)
         page.locator("#compare-curves .js-plotly-plot").wait_for(timeout=30_000)
+        assert _rows(page, "#compare-table") == 2  # one row per configuration
+        traces = "() => document.querySelector('#compare-curves .js-plotly-plot').data.length"
+        assert page.evaluate(traces) >= 2  # a curve per configuration
         page.screenshot(path=str(ARTIFACTS / "e2e-11-compare.png"), full_page=True)
 
         page.get_by_role("tab", name="Annotate").click()
+        _text_has(page, "#annotations-table", "hole")
+        assert _rows(page, "#annotations-table") == 2  # listed from the page's first load
         wanted = {"mmad": "mmad.json", "mvtec": "wood/train/good/", "coco": "annotations.json"}
         for name, member in wanted.items():
             page.locator("#export-format").get_by_text(_format_label(name), exact=True).click()
@@ -122,6 +129,11 @@ def test_threshold_compare_and_three_exports_in_a_browser(studio, tmp_path):
             assert any(member in n for n in names), (name, names[:10])
         page.screenshot(path=str(ARTIFACTS / "e2e-12-exports.png"), full_page=True)
         browser.close()
+
+
+def _rows(page, table: str) -> int:
+    """Data rows of a Gradio dataframe (its grid's row count, header excluded; rows render only when in view)."""
+    return int(page.locator(f"{table} [role=grid]").get_attribute("aria-rowcount")) - 1
 
 
 def _format_label(name: str) -> str:

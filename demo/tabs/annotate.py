@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import gradio as gr
+from gradio.context import get_blocks_context
 
 from demo.annotation import PREFILLS, AnnotationHandlers, correction_editor
 from demo.common import KNOWLEDGE_WRITE, author_of, guarded
@@ -71,6 +72,8 @@ def annotate_tab(work: AnnotationHandlers, last_answer: gr.State, last_run: gr.S
         guarded(work.annotation_rows), None, form.annotations, **private
     )
     form.export.click(guarded(export_annotations), form.export_format, form.download, **private)
+    page = get_blocks_context().root_block  # the table lists the stored annotations from the first page load
+    page.load(guarded(work.annotation_rows), None, form.annotations, **private)
     form.opener.upload(guarded(open_image), form.opener, form.fields[0], preprocess=False, **private)
 
     def open_last(run, source):
@@ -124,6 +127,7 @@ def _layout() -> AnnotationForm:
         headers=["id", "dataset", "category", "label", "defect", "author", "created", "mask"],
         interactive=False,
         label="Annotations",
+        elem_id="annotations-table",
     )
     with gr.Row():
         export_format = gr.Radio(
