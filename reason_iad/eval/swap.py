@@ -63,7 +63,7 @@ def swap_items(eval_set: EvalSet, defects: Sequence[str], titles: Sequence[str])
         for item in eval_set.items
         if item.subtask == "Defect Classification"
         and defect_of(item) in defects
-        and set(titles) <= set(item.question.options.values())
+        and set(titles) <= set(dict(item.question.options).values())
     )
     if not items:
         raise UserError(
@@ -114,7 +114,7 @@ def swap_check(
     items = {item.id: item for item in subset.items}
     followed = right = 0
     for q in report.questions:
-        defect, options = defect_of(items[q.id]), items[q.id].question.options
+        defect, options = defect_of(items[q.id]), dict(items[q.id].question.options)
         followed += options.get(q.after or "") == new_title[defect]
         right += options.get(q.before or "") == old_title[defect]
     back = sum(not q.flipped for q in restored.questions)
