@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from demo.handlers import StudioHandlers
+from demo.handlers import StudioHandlers, split_category
 from reason_iad.errors import UserError
 
 
@@ -48,6 +48,14 @@ def prefilled_mask(run, source: str) -> np.ndarray | None:
             mask[max(y0, 0) : min(y1, height), max(x0, 0) : min(x1, width)] = True
         return mask
     return None
+
+
+def inspected_category(run) -> tuple[str, str]:
+    """(dataset, category) of the last inspection: the visual memory's bank, else the form's choice ("" unknown)."""
+    if run.anomaly is not None:
+        return run.anomaly.dataset, run.anomaly.category
+    dataset, category = split_category(run.asked[0] if run.asked else None)
+    return dataset or "", category or ""
 
 
 def correction_editor(run, source: str) -> dict:

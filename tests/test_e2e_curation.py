@@ -3,7 +3,8 @@
 A studio with a visual memory (a small EfficientNet-Lite0 at 64 px) and two annotations: the Knowledge tab's
 threshold panel shows the histogram, previews a proposed line and saves it as a versioned change; the Compare tab
 runs two configurations side by side; the Annotate tab exports MMAD, MVTec and COCO zips that hold what each
-format requires. Screenshots go to test-artifacts/ (e2e-10 ... e2e-12).
+format requires; an inspection is corrected in Annotate (its image, category and anomaly-map mask pre-filled)
+and saved with the model's answer. Screenshots go to test-artifacts/ (e2e-10 ... e2e-13).
 """
 
 import shutil
@@ -115,6 +116,24 @@ def test_threshold_compare_and_three_exports_in_a_browser(studio, tmp_path):
         page.get_by_role("tab", name="Annotate").click()
         _text_has(page, "#annotations-table", "hole")
         assert _rows(page, "#annotations-table") == 2  # listed from the page's first load
+
+        page.get_by_role("tab", name="Inspect").click()  # inspect, then correct its mask in Annotate
+        page.set_input_files("#query-image input[type=file]", str(query))
+        page.wait_for_timeout(1500)
+        page.click("#run")
+        _text_has(page, "#answer", "Answer:", timeout=180_000)
+        page.get_by_role("tab", name="Annotate").click()
+        page.click("#open-last")
+        page.wait_for_function(
+            "() => document.querySelector('#annotate-category textarea, #annotate-category input')?.value === 'wood'"
+        )  # the inspection's category comes along with its image and pre-filled mask
+        page.locator("#annotate-defect textarea, #annotate-defect input").first.fill("hole")
+        page.click("#annotate-save")
+        _text_has(page, "#annotate-status", "Saved annotation")
+        page.screenshot(path=str(ARTIFACTS / "e2e-12-corrected.png"), full_page=True)
+        saved = pipeline.annotations.list()[-1]
+        assert saved.label == "defective" and saved.mask is not None and saved.mask.getbbox() is not None
+        assert saved.model_answer  # the model's answer is stored beside the correction
         wanted = {"mmad": "mmad.json", "mvtec": "wood/train/good/", "coco": "annotations.json"}
         for name, member in wanted.items():
             page.locator("#export-format").get_by_text(_format_label(name), exact=True).click()
@@ -127,7 +146,7 @@ def test_threshold_compare_and_three_exports_in_a_browser(studio, tmp_path):
             download.value.save_as(saved)
             names = zipfile.ZipFile(saved).namelist()
             assert any(member in n for n in names), (name, names[:10])
-        page.screenshot(path=str(ARTIFACTS / "e2e-12-exports.png"), full_page=True)
+        page.screenshot(path=str(ARTIFACTS / "e2e-13-exports.png"), full_page=True)
         browser.close()
 
 

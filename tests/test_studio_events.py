@@ -326,3 +326,14 @@ def test_the_correction_starts_from_the_anomaly_map_or_the_kept_patches():
     for bad, message in ((None, "inspect an image first"), (run, "pre-fill the mask from")):
         with pytest.raises(UserError, match=message):
             correction_editor(bad, "everything" if bad is not None else "anomaly map")
+
+
+def test_the_correction_names_the_inspected_category():
+    import dataclasses
+
+    from demo.annotation import inspected_category
+
+    assert inspected_category(_run().advance(_evidence())) == ("Test", "wood")  # the memory's bank
+    asked = dataclasses.replace(_run(), asked=("SynthIAD / tile", "", "", None))
+    assert inspected_category(asked) == ("SynthIAD", "tile")  # else the form's choice
+    assert inspected_category(_run()) == ("", "")  # auto-detect without a bank: unknown

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import gradio as gr
 from gradio.context import get_blocks_context
 
-from demo.annotation import PREFILLS, AnnotationHandlers, correction_editor
+from demo.annotation import PREFILLS, AnnotationHandlers, correction_editor, inspected_category
 from demo.common import KNOWLEDGE_WRITE, author_of, guarded
 from demo.handlers import uploaded_image
 from reason_iad.exports import EXPORT_FORMATS
@@ -77,15 +77,18 @@ def annotate_tab(work: AnnotationHandlers, last_answer: gr.State, last_run: gr.S
     form.opener.upload(guarded(open_image), form.opener, form.fields[0], preprocess=False, **private)
 
     def open_last(run, source):
-        """The last inspection's image with a pre-filled mask, labelled by whether anything was pre-filled."""
+        """The last inspection's image with a pre-filled mask, its label, category and the model's answer."""
         value = correction_editor(run, source)
         label = "defective" if value["layers"] else "normal"
-        return value, label, f"{run.inspection.answer}. {run.inspection.answer_text}" if run.inspection else ""
+        answer = f"{run.inspection.answer}. {run.inspection.answer_text}" if run.inspection else ""
+        dataset, category = inspected_category(run)
+        return value, label, dataset or "Annotations", category, answer
 
+    editor, label, dataset, category = form.fields[:4]
     form.open_last.click(
         guarded(open_last),
         [last_run, form.prefill],
-        [form.fields[0], form.fields[1], form.model_answer],
+        [editor, label, dataset, category, form.model_answer],
         **private,
     )
 
@@ -115,14 +118,14 @@ def _layout() -> AnnotationForm:
         with gr.Column(scale=2):
             label = gr.Radio(["normal", "defective"], value="defective", label="Label")
             dataset = gr.Textbox(value="Annotations", label="Dataset")
-            category = gr.Textbox(label="Category")
-            defect = gr.Textbox(label="Defect type (for defective images)")
+            category = gr.Textbox(label="Category", elem_id="annotate-category")
+            defect = gr.Textbox(label="Defect type (for defective images)", elem_id="annotate-defect")
             note = gr.Textbox(label="Note", lines=2)
             model_answer = gr.Textbox(label="Model's answer of the last inspection", interactive=False)
             corrected = gr.Textbox(label="Correct answer (if the model was wrong)")
             as_template = gr.Checkbox(label="Also use this normal image as a one-shot template")
-            save = gr.Button("Save annotation", variant="primary")
-            status = gr.Markdown("", elem_classes="status")
+            save = gr.Button("Save annotation", variant="primary", elem_id="annotate-save")
+            status = gr.Markdown("", elem_classes="status", elem_id="annotate-status")
     annotations = gr.Dataframe(
         headers=["id", "dataset", "category", "label", "defect", "author", "created", "mask"],
         interactive=False,
