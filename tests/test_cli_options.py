@@ -40,6 +40,7 @@ KB_POSITIONALS = {
 KB_REQUIRED = {
     "add": ["--dataset", "D", "--category", "c", "--defect", "d", "--title", "T"],
     "impact": ["--data", "set", "--from", "1", "--to", "2"],
+    "swap": ["--data", "set", "--category", "wood", "--defects", "hole,scratch"],
 }
 
 
