@@ -40,6 +40,18 @@ class Pipeline:
     memory: object | None = None  # VisualMemory (reason_iad.memory), when enabled
     _last_anomaly: tuple | None = dataclasses.field(default=None, repr=False, compare=False)
 
+    def __post_init__(self) -> None:
+        """Normal exemplars have one home: the memory's exemplar table is the pipeline's (one of them may be given)."""
+        if self.memory is None:
+            return
+        if self.exemplars is None:
+            self.exemplars = self.memory.exemplar_store
+        elif self.exemplars.uri != self.memory.exemplar_store.uri:
+            raise ValueError(
+                f"the exemplars ({self.exemplars.uri}) and the visual memory ({self.memory.exemplar_store.uri}) "
+                "must share one exemplar table: open the memory with exemplars=the pipeline's store"
+            )
+
     @classmethod
     def load(cls, config: AppConfig, with_knowledge: bool = True) -> Pipeline:
         """Load the configured model; open (and on first use create and seed) the knowledge base and exemplars."""

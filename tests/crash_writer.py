@@ -116,7 +116,7 @@ def knowledge_write(kind: str, uri: str):
 def memory_write(kind: str, uri: str):
     """Set up a memory write; the callable that does it."""
     memory = open_memory(uri)
-    after(memory.store, "add_exemplars", "exemplars")
+    after(memory.exemplar_store, "add_many", "exemplars")
     after(memory.store, "append_bank", "bank")
     after(memory.store, "replace_bank", "bank")
     after(memory.store, "write_calibration", "calibration")

@@ -34,14 +34,9 @@ def pipeline(tiny_backends, tmp_path):
     from reason_iad.memory import open_memory
 
     config = AppConfig(reasoning=ReasoningConfig(mode="plain", evidence="text"))
-    return Pipeline(
-        tiny_backends["qwen2_5_vl"],
-        config,
-        make_store(tmp_path / "kb"),
-        ExemplarStore(tmp_path / "kb"),
-        None,
-        open_memory(tmp_path / "memory", MemoryConfig(enabled=True, views_per_exemplar=2)),
-    )
+    exemplars = ExemplarStore(tmp_path / "kb")  # one table for the templates and the memory's banks
+    memory = open_memory(tmp_path / "kb", MemoryConfig(enabled=True, views_per_exemplar=2), exemplars=exemplars)
+    return Pipeline(tiny_backends["qwen2_5_vl"], config, make_store(tmp_path / "kb"), exemplars, None, memory)
 
 
 def _files(tmp_path, images, prefix="normal"):

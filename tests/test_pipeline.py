@@ -95,7 +95,7 @@ def test_given_knowledge_texts_replace_retrieval_and_the_memory_can_be_left_out(
     from reason_iad.memory import AnomalyEvidence, open_memory
     from reason_iad.synth import render_sample
 
-    memory = open_memory(tmp_path / "memory", MemoryConfig(enabled=True))
+    memory = open_memory(tmp_path / "kb", MemoryConfig(enabled=True), exemplars=pipeline.exemplars)
     memory.add_exemplars("Test", "wood", [render_sample("wood", None, 100 + i, 128).image for i in range(3)])
     pipeline.memory = memory
     prompts = []
@@ -115,3 +115,13 @@ def test_given_knowledge_texts_replace_retrieval_and_the_memory_can_be_left_out(
     assert any(
         isinstance(i, AnomalyEvidence) for i in pipeline.inspect_stream(image, category="wood", knowledge_texts=[])
     )
+
+
+def test_a_memory_over_another_exemplar_table_is_refused(tiny_backends, tmp_path):
+    from reason_iad.config import MemoryConfig
+    from reason_iad.memory import open_memory
+
+    memory = open_memory(tmp_path / "kb", MemoryConfig(enabled=True))
+    assert Pipeline(None, AppConfig(), memory=memory).exemplars is memory.exemplar_store  # one home, taken over
+    with pytest.raises(ValueError, match="must share one exemplar table"):
+        Pipeline(None, AppConfig(), exemplars=ExemplarStore(tmp_path / "elsewhere"), memory=memory)
