@@ -60,6 +60,8 @@ class Annotation:
     created_at: str
     image: Image.Image
     mask: Image.Image | None  # L mode, 255 = defect
+    model_answer: str = ""  # the model's answer beside the correction ("B. Yes."), when one was saved
+    corrected_answer: str = ""
 
 
 def _mask(mask, size: tuple[int, int]) -> Image.Image | None:
@@ -155,6 +157,8 @@ class AnnotationStore:
             row["created_at"],
             image,
             mask,
+            row["model_answer"],
+            row["corrected_answer"],
         )
 
 
