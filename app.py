@@ -96,6 +96,17 @@ def parse_auth(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def warm_gallery_banks(pipeline) -> None:
+    """Build the gallery categories' memory banks in a background thread (the first example then answers sooner)."""
+    import threading
+
+    from demo.gallery import load_gallery
+    from reason_iad.paths import EXAMPLES_DIR
+
+    pairs = list(dict.fromkeys((item.dataset, item.category) for item in load_gallery(EXAMPLES_DIR)))
+    threading.Thread(target=pipeline.warm_banks, args=(pairs,), name="warm-banks", daemon=True).start()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Build and launch the studio; bad flags or config print one line and return 2."""
     try:
@@ -114,6 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     curators = {name.strip() for name in args.curators.split(",") if name.strip()}
     studio = build_studio(config, pipeline, curators=curators, auth_required=bool(auth))
+    warm_gallery_banks(pipeline)
     studio.queue(default_concurrency_limit=4, max_size=args.max_queue).launch(**launch_options(config, auth))
     return 0
 

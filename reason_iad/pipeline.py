@@ -117,6 +117,24 @@ class Pipeline:
         self.exemplars.remove([exemplar_id], dataset, category)
         return ExemplarUpdate((exemplar_id,), None)
 
+    def warm_banks(self, categories: Sequence[tuple[str, str]]) -> int:
+        """Build the memory banks of these (dataset, category) pairs now, where missing; returns how many it built.
+
+        The studio calls it in a background thread at start, gallery categories first, so a visitor's first
+        example does not wait for its bank (about 5-40 s each on a 2-core CPU). A failure is left for the
+        inspection that needs the bank to report.
+        """
+        if self.memory is None:
+            return 0
+        built = 0
+        for dataset, category in categories:
+            before = self.memory.bank_info(dataset, category).version
+            try:
+                built += self.memory.bank_ready(dataset, category).version != before
+            except UserError:
+                continue
+        return built
+
     def anomaly(self, image: Image.Image, category: str | None, dataset: str | None = None):
         """The visual memory's `AnomalyEvidence` for the image, or None without a memory bank for the category.
 

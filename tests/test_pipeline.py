@@ -125,3 +125,26 @@ def test_a_memory_over_another_exemplar_table_is_refused(tiny_backends, tmp_path
     assert Pipeline(None, AppConfig(), memory=memory).exemplars is memory.exemplar_store  # one home, taken over
     with pytest.raises(ValueError, match="must share one exemplar table"):
         Pipeline(None, AppConfig(), exemplars=ExemplarStore(tmp_path / "elsewhere"), memory=memory)
+
+
+def test_warming_builds_missing_banks_once_and_skips_what_it_cannot(tmp_path):
+    import threading
+
+    from reason_iad.config import MemoryConfig
+    from reason_iad.memory import open_memory
+    from reason_iad.synth import render_sample
+
+    memory = open_memory(tmp_path / "kb", MemoryConfig(enabled=True, image_size=64))
+    memory.exemplar_store.add(render_sample("tile", None, 1, 96).image, "Test", "tile")
+    memory.exemplar_store.add(render_sample("tile", None, 2, 96).image, "Test", "tile")
+    pipeline = Pipeline(None, AppConfig(), memory=memory)
+    assert memory.bank_info("Test", "tile").version == 0  # stored exemplars, no bank yet
+    pairs = [("Test", "tile"), ("Test", "no-exemplars")]
+    workers = [threading.Thread(target=pipeline.warm_banks, args=(pairs,)) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    built = memory.bank_info("Test", "tile")
+    assert built.version > 0 and len(memory.versions()) == 2  # two warmers, one build (the check is repeated locked)
+    assert pipeline.warm_banks(pairs) == 0  # nothing left to build

@@ -11,6 +11,7 @@ next used.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,12 +26,11 @@ from reason_iad.memory import bank as banks
 from reason_iad.memory.backbone import Backbone, load_backbone
 from reason_iad.memory.calibration import Calibration, fit_calibration
 from reason_iad.memory.evidence import AnomalyEvidence, locate_peak
-from reason_iad.memory.exemplars import ExemplarRecord, ExemplarStore, NewExemplar, now, prepare_exemplar
+from reason_iad.memory.exemplars import ExemplarRecord, ExemplarStore, NewExemplar, check_name, now, prepare_exemplar
 from reason_iad.memory.scoring import RawAnomaly, patch_grid_distances, raw_anomaly
 from reason_iad.memory.store import CalibrationRecord, MemoryStore
 from reason_iad.memory.thresholds import RecentScores, ThresholdStore, ThresholdView, raw_at
 
-MAX_NAME_LENGTH = 200
 ImageSource = str | Path | bytes | Image.Image
 
 
@@ -61,12 +61,6 @@ class BankInfo:
     calibration: Calibration | None
     added: tuple[str, ...] = dataclasses.field(default=(), compare=False)  # about the call, not the bank
     skipped: tuple[str, ...] = dataclasses.field(default=(), compare=False)
-
-
-def _check_name(kind: str, value: str) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_NAME_LENGTH or not value.isprintable():
-        raise UserError(f"{kind} must be a non-empty printable name of at most {MAX_NAME_LENGTH} characters")
-    return value
 
 
 class VisualMemory:
@@ -119,7 +113,7 @@ class VisualMemory:
         Raises:
             UserError: A bad name, an unreadable, truncated or too small image (nothing is written then).
         """
-        dataset, category = _check_name("dataset", dataset), _check_name("category", category)
+        dataset, category = check_name("dataset", dataset), check_name("category", category)
         labels = list(labels) if labels is not None else [_default_label(s, i) for i, s in enumerate(images)]
         if len(labels) != len(images):
             raise UserError(f"got {len(images)} images but {len(labels)} labels")
@@ -317,15 +311,26 @@ class VisualMemory:
         return cached[1]
 
     def _ready_record(self, dataset: str, category: str) -> CalibrationRecord:
-        """The category's calibration record, rebuilding a bank that does not match the stored exemplars."""
-        record = self.store.read_calibration(dataset, category)
-        current = tuple(r.id for r in self.exemplars(dataset, category))
-        if not current:
-            raise UserError(f"the visual memory has no normal exemplars for {dataset}/{category}; add some first")
-        if record is None or record.exemplar_ids != current:
-            self.rebuild(dataset, category)
-            record = self.store.read_calibration(dataset, category)
-        return record
+        """The category's calibration record, rebuilding a bank that does not match the stored exemplars.
+
+        The check is repeated under the write lock, so a bank another thread has just built is not built again.
+        """
+        for locked in (False, True):
+            with self.store.lock if locked else contextlib.nullcontext():
+                record = self.store.read_calibration(dataset, category)
+                current = tuple(r.id for r in self.exemplars(dataset, category))
+                if not current:
+                    raise UserError(f"the visual memory has no normal exemplars for {dataset}/{category}; add some")
+                if record is not None and record.exemplar_ids == current:
+                    return record
+                if locked:
+                    self.rebuild(dataset, category)
+        return self.store.read_calibration(dataset, category)
+
+    def bank_ready(self, dataset: str, category: str) -> BankInfo:
+        """The category's bank, built (or rebuilt) first when it does not match the stored exemplars."""
+        self._ready_record(dataset, category)
+        return self.bank_info(dataset, category)
 
     # ------------------------------------------------------------------ inspection
     def score(self, image: ImageSource, dataset: str, category: str) -> RawAnomaly:

@@ -107,6 +107,13 @@ class NewExemplar:
     note: str = ""
 
 
+def check_name(kind: str, value: str) -> str:
+    """`value` when it is a non-empty printable name of at most `MAX_TEXT_LENGTH` characters, else a `UserError`."""
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT_LENGTH or not value.isprintable():
+        raise UserError(f"{kind} must be a non-empty printable name of at most {MAX_TEXT_LENGTH} characters")
+    return value
+
+
 def prepare_exemplar(source, label: str) -> Image.Image:
     """Read and normalise one exemplar (RGB, orientation, bit depth), refusing unusable ones clearly."""
     image = load_image(source, name=label)
