@@ -72,13 +72,9 @@ def _proposal(view: ThresholdView, proposed: float | None):
     return view.fitted.with_threshold(view.raw_of(float(proposed)))
 
 
-def _in_force(view: ThresholdView):
-    return view.fitted.with_threshold(view.threshold) if view.curated else view.fitted
-
-
 def describe(view: ThresholdView, proposal) -> str:
     """The summary under the histogram: the lines, exemplars above them, and the verdicts a change would flip."""
-    fitted, current = view.fitted, _in_force(view)
+    fitted, current = view.fitted, view.current
     lines = [
         f"**Fitted:** suspicious from raw {fitted.threshold:.4g} ({len(view.exemplar_scores)} exemplar scores, "
         f"false positive rate {fitted.false_positive_rate:.0%}).",
@@ -117,7 +113,7 @@ def threshold_figure(view: ThresholdView, proposal) -> go.Figure:
         if scores:
             values = view.on_fitted_scale(list(scores))
             figure.add_trace(go.Histogram(x=values, name=name, xbins=bins, marker_color=colour, opacity=0.7))
-    current = _in_force(view)
+    current = view.current
     marks = [
         (SUSPICIOUS, "fitted suspicious", "#adb5bd", "dash"),
         (view.on_fitted_scale(current.threshold), "suspicious in force", "#e9a23b", "solid"),

@@ -131,12 +131,10 @@ def check_category_name(dataset: str, category: str, existing: Sequence[tuple[st
 
 
 def existing_categories(pipeline) -> list[tuple[str, str]]:
-    """(dataset, category) pairs known to the exemplar store, the visual memory or the knowledge base."""
+    """(dataset, category) pairs known to the exemplar table (the memory's too) or the knowledge base."""
     pairs = set()
     if pipeline.exemplars is not None:
         pairs |= set(pipeline.exemplars.categories())
-    if pipeline.memory is not None:
-        pairs |= set(pipeline.memory.categories())
     if pipeline.store is not None:
         from reason_iad.knowledge.search import categories
 

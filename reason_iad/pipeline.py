@@ -98,14 +98,7 @@ class Pipeline:
             return ExemplarUpdate(bank.added, bank)
         if self.exemplars is None:
             raise UserError("no exemplar store is loaded")
-        from reason_iad.memory.exemplars import NewExemplar, prepare_exemplar
-
-        labels = [f"exemplar {n + 1}" for n in range(len(images))]
-        items = [
-            NewExemplar(prepare_exemplar(image, label), dataset, category, label, author, note)
-            for image, label in zip(images, labels, strict=True)
-        ]
-        ids, _ = self.exemplars.add_many(items)
+        ids, _ = self.exemplars.add_many(self.exemplars.prepare(dataset, category, list(images), None, author, note))
         return ExemplarUpdate(tuple(ids), None)
 
     def remove_exemplar(self, exemplar_id: str, dataset: str, category: str) -> ExemplarUpdate:

@@ -11,7 +11,6 @@ next used.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,7 +25,7 @@ from reason_iad.memory import bank as banks
 from reason_iad.memory.backbone import Backbone, load_backbone
 from reason_iad.memory.calibration import Calibration, fit_calibration
 from reason_iad.memory.evidence import AnomalyEvidence, locate_peak
-from reason_iad.memory.exemplars import ExemplarRecord, ExemplarStore, NewExemplar, check_name, now, prepare_exemplar
+from reason_iad.memory.exemplars import ExemplarRecord, ExemplarStore, now
 from reason_iad.memory.scoring import RawAnomaly, patch_grid_distances, raw_anomaly
 from reason_iad.memory.store import CalibrationRecord, MemoryStore
 from reason_iad.memory.thresholds import RecentScores, ThresholdStore, ThresholdView, raw_at
@@ -113,14 +112,7 @@ class VisualMemory:
         Raises:
             UserError: A bad name, an unreadable, truncated or too small image (nothing is written then).
         """
-        dataset, category = check_name("dataset", dataset), check_name("category", category)
-        labels = list(labels) if labels is not None else [_default_label(s, i) for i, s in enumerate(images)]
-        if len(labels) != len(images):
-            raise UserError(f"got {len(images)} images but {len(labels)} labels")
-        items = [
-            NewExemplar(prepare_exemplar(source, label), dataset, category, label, author, note)
-            for source, label in zip(images, labels, strict=True)
-        ]
+        items = self.exemplar_store.prepare(dataset, category, images, labels, author, note)
         with self.store.lock:
             ids, known = self.exemplar_store.add_many(items)
             fresh = {key: item.image for key, item in zip(ids, items, strict=True) if key not in known}
@@ -128,7 +120,7 @@ class VisualMemory:
                 self._update_bank(dataset, category, fresh)
             info = self.bank_info(dataset, category)
         seen, skipped = set(known), []
-        for label, key in zip(labels, ids, strict=True):
+        for label, key in zip((i.label for i in items), ids, strict=True):
             if key in seen:  # stored before, or an earlier image of this call
                 skipped.append(label)
             seen.add(key)
@@ -223,7 +215,7 @@ class VisualMemory:
 
     def exemplar_image(self, dataset: str, category: str, exemplar: str) -> Image.Image:
         """One stored exemplar image."""
-        found = self.exemplar_store.images(dataset, category)
+        found = self.exemplar_store.images(dataset, category, [exemplar])
         if exemplar not in found:
             raise UserError(f"{dataset}/{category} has no exemplar {exemplar!r}")
         return found[exemplar]
@@ -263,19 +255,19 @@ class VisualMemory:
     # ------------------------------------------------------------------ thresholds
     def threshold_view(self, dataset: str, category: str) -> ThresholdView:
         """The category's exemplar and recent scores, its fitted and current thresholds, and their history."""
+        record, fitted = self._fitted(dataset, category)
+        history = tuple(self.thresholds.history(dataset, category))
+        curated = history[-1].threshold if history else None
+        current = self._calibration(record, curated)
+        return ThresholdView(fitted, current, record.scores, self.recent.of(dataset, category), history)
+
+    def _fitted(self, dataset: str, category: str) -> tuple[CalibrationRecord, Calibration]:
+        """The category's (ready) calibration record and the calibration fitted on it."""
         record = self._ready_record(dataset, category)
         fitted = self._calibration(record)
         if fitted is None:
             raise UserError(f"{dataset}/{category} needs at least two normal exemplars before it has a threshold")
-        current = self._calibration(record, self.thresholds.current(dataset, category))
-        return ThresholdView(
-            fitted,
-            current.threshold,
-            current.threshold != fitted.threshold,
-            record.scores,
-            self.recent.of(dataset, category),
-            tuple(self.thresholds.history(dataset, category)),
-        )
+        return record, fitted
 
     def set_threshold(self, dataset: str, category: str, calibrated: float | None, author: str, note: str = ""):
         """Move the category's suspicious threshold to a point of its fitted scale (None: back to the fitted one).
@@ -283,7 +275,7 @@ class VisualMemory:
         Returns:
             The recorded `ThresholdChange` (its threshold a raw score).
         """
-        raw = None if calibrated is None else raw_at(self.threshold_view(dataset, category).fitted, calibrated)
+        raw = None if calibrated is None else raw_at(self._fitted(dataset, category)[1], calibrated)
         return self.thresholds.set(dataset, category, raw, author, note)
 
     def _exemplar_images(self, dataset: str, category: str) -> dict[str, Image.Image]:
@@ -315,17 +307,22 @@ class VisualMemory:
 
         The check is repeated under the write lock, so a bank another thread has just built is not built again.
         """
-        for locked in (False, True):
-            with self.store.lock if locked else contextlib.nullcontext():
-                record = self.store.read_calibration(dataset, category)
-                current = tuple(r.id for r in self.exemplars(dataset, category))
-                if not current:
-                    raise UserError(f"the visual memory has no normal exemplars for {dataset}/{category}; add some")
-                if record is not None and record.exemplar_ids == current:
-                    return record
-                if locked:
+        record = self._current_record(dataset, category)
+        if record is None:
+            with self.store.lock:
+                record = self._current_record(dataset, category)
+                if record is None:
                     self.rebuild(dataset, category)
-        return self.store.read_calibration(dataset, category)
+                    record = self.store.read_calibration(dataset, category)
+        return record
+
+    def _current_record(self, dataset: str, category: str) -> CalibrationRecord | None:
+        """The calibration record when it matches the stored exemplars, else None (refused without exemplars)."""
+        record = self.store.read_calibration(dataset, category)
+        current = tuple(r.id for r in self.exemplars(dataset, category))
+        if not current:
+            raise UserError(f"the visual memory has no normal exemplars for {dataset}/{category}; add some first")
+        return record if record is not None and record.exemplar_ids == current else None
 
     def bank_ready(self, dataset: str, category: str) -> BankInfo:
         """The category's bank, built (or rebuilt) first when it does not match the stored exemplars."""
@@ -391,7 +388,3 @@ class VisualMemory:
             category=category,
             backbone=self.backbone.name,
         )
-
-
-def _default_label(source: ImageSource, index: int) -> str:
-    return Path(source).name if isinstance(source, str | Path) else f"exemplar {index + 1}"

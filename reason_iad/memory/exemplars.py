@@ -162,14 +162,7 @@ class ExemplarStore:
     # ------------------------------------------------------------------ writes
     def rows(self, items: Iterable[NewExemplar]) -> list[dict]:
         """Table rows for new exemplars, one per distinct id (names checked; nothing is written)."""
-        rows: dict[str, dict] = {}
-        for item in items:
-            for kind, value in (("dataset", item.dataset), ("category", item.category)):
-                if not isinstance(value, str) or not value.strip() or len(value) > MAX_TEXT_LENGTH:
-                    raise UserError(f"an exemplar's {kind} must be a non-empty name of at most {MAX_TEXT_LENGTH}")
-            key = exemplar_id(item.dataset, item.category, item.image)
-            rows.setdefault(key, self._row(key, item))
-        return list(rows.values())
+        return [self._row(key, item) for key, item in _distinct(items).items()]
 
     @staticmethod
     def _row(key: str, item: NewExemplar) -> dict:
@@ -187,20 +180,44 @@ class ExemplarStore:
             "vector": thumbnails([item.image])[0],
         }
 
+    @staticmethod
+    def prepare(
+        dataset: str,
+        category: str,
+        images: Sequence,
+        labels: Sequence[str] | None = None,
+        author: str = "",
+        note: str = "",
+    ) -> list[NewExemplar]:
+        """Checked names and decoded images (paths, bytes or PIL; at least 32 px a side), ready for `add_many`.
+
+        Labels default to the file names or "exemplar N". Raises `UserError` before anything is written.
+        """
+        dataset, category = check_name("dataset", dataset), check_name("category", category)
+        labels = list(labels) if labels is not None else [_default_label(s, i) for i, s in enumerate(images)]
+        if len(labels) != len(images):
+            raise UserError(f"got {len(images)} images but {len(labels)} labels")
+        return [
+            NewExemplar(prepare_exemplar(image, label), dataset, category, label, author, note)
+            for image, label in zip(images, labels, strict=True)
+        ]
+
     def add(self, image, dataset: str, category: str, author: str = "", note: str = "", label: str = "") -> str:
         """Store one normal image (any readable input, at least 32 px a side; normalised to RGB); returns its id."""
-        picture = prepare_exemplar(image, label or "exemplar")
-        [key], _ = self.add_many([NewExemplar(picture, dataset, category, label or "exemplar", author, note)])
+        [key], _ = self.add_many(self.prepare(dataset, category, [image], [label or "exemplar"], author, note))
         return key
 
     def add_many(self, items: Sequence[NewExemplar]) -> tuple[list[str], list[str]]:
-        """Store new exemplars in one commit; returns (the id of every item in order, the ids already stored)."""
+        """Store new exemplars in one commit; returns (the id of every item in order, the ids already stored).
+
+        Each image is hashed once; only images not stored yet are encoded (PNG and thumbnail).
+        """
         keys = [exemplar_id(i.dataset, i.category, i.image) for i in items]
         with _LOCK:
             known = set(self._ids(one_of("id", keys))) if keys else set()
-            fresh = [row for row in self.rows(items) if row["id"] not in known]
+            fresh = _distinct(items, keys, skip=known)
             if fresh:
-                table = pa.Table.from_pylist(fresh, schema=EXEMPLAR_SCHEMA)
+                table = pa.Table.from_pylist([self._row(k, i) for k, i in fresh.items()], schema=EXEMPLAR_SCHEMA)
                 commit_retrying(self.table, lambda exemplars: exemplars.add(table))
         return keys, [key for key in keys if key in known]
 
@@ -228,9 +245,10 @@ class ExemplarStore:
         found = [_exemplar(row) for row in rows]
         return sorted(found, key=lambda e: (e.record.added_at, e.id))
 
-    def images(self, dataset: str, category: str) -> dict[str, Image.Image]:
-        """The category's exemplar images by id."""
-        rows = self._query(all_of(_names(dataset, category))).select(["id", "png"]).to_list()
+    def images(self, dataset: str, category: str, ids: Sequence[str] | None = None) -> dict[str, Image.Image]:
+        """The category's exemplar images by id (only `ids`, when given; unknown ones are absent)."""
+        condition = all_of([*_names(dataset, category), *([one_of("id", ids)] if ids else [])])
+        rows = self._query(condition).select(["id", "png"]).to_list()
         return {row["id"]: Image.open(io.BytesIO(row["png"])).convert("RGB") for row in rows}
 
     def categories(self) -> list[tuple[str, str]]:
@@ -284,6 +302,25 @@ class ExemplarStore:
                     NewExemplar(image, row["dataset"], row["category"], label, row.get("author", ""), "migrated")
                 )
         return found
+
+
+def _distinct(
+    items: Iterable[NewExemplar], keys: Sequence[str] | None = None, skip: set[str] = frozenset()
+) -> dict[str, NewExemplar]:
+    """The items by id (names checked), first of each id, leaving out the ids in `skip`."""
+    items = list(items)
+    keys = keys if keys is not None else [exemplar_id(i.dataset, i.category, i.image) for i in items]
+    found: dict[str, NewExemplar] = {}
+    for key, item in zip(keys, items, strict=True):
+        check_name("dataset", item.dataset)
+        check_name("category", item.category)
+        if key not in skip:
+            found.setdefault(key, item)
+    return found
+
+
+def _default_label(source, index: int) -> str:
+    return Path(source).name if isinstance(source, str | Path) else f"exemplar {index + 1}"
 
 
 def _names(dataset: str | None, category: str | None) -> list:

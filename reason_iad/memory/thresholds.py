@@ -131,23 +131,31 @@ class ThresholdView:
 
     Attributes:
         fitted: The calibration fitted on the exemplars (its threshold: calibrated 0.5 on this scale).
-        threshold: The raw suspicious threshold in force (curated, or the fitted one).
-        curated: True when a curator's threshold is in force.
+        current: The calibration in force (the fitted one, or with a curator's threshold).
         exemplar_scores: Leave-one-out raw scores of the exemplars.
         recent_scores: Raw scores of recent inspections (this process).
         history: The category's threshold changes, oldest first.
     """
 
     fitted: Calibration
-    threshold: float
-    curated: bool
+    current: Calibration
     exemplar_scores: tuple[float, ...]
     recent_scores: tuple[float, ...]
     history: tuple[ThresholdChange, ...]
 
+    @property
+    def threshold(self) -> float:
+        """The raw suspicious threshold in force."""
+        return self.current.threshold
+
+    @property
+    def curated(self) -> bool:
+        """Whether a curator's threshold is in force."""
+        return self.current.threshold != self.fitted.threshold
+
     def on_fitted_scale(self, raw: Sequence[float] | float) -> np.ndarray | float:
         """Raw scores on the fitted calibrated scale (0.5 = the fitted threshold)."""
-        return self.fitted.calibrate(np.asarray(raw, dtype=np.float64) if not np.isscalar(raw) else raw)
+        return self.fitted.calibrate(raw)
 
     def raw_of(self, calibrated: float) -> float:
         """The raw score at a point of the fitted calibrated scale (0 < calibrated < 1)."""
