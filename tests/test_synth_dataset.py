@@ -165,7 +165,16 @@ def test_seed_knowledge_file_covers_the_catalog():
     for e in entries:
         assert e.id == entry_id("SynthIAD", e.category, e.defect)
         assert e.dataset == "SynthIAD" and e.source == "project-written" and e.author == "reason-iad"
-        assert 3 <= e.text.count(". ") + 1 <= 7
+        assert 3 <= e.text.count(". ") + 1 <= 8
+
+
+def test_seed_knowledge_states_each_defects_cause_and_consequence():
+    # Defect Analysis asks for the cause or consequence: the curated entry is where a reader can find it
+    entries = {(e.category, e.defect): e.text for e in load_seed_file(SEED_KNOWLEDGE_DIR / "synth-iad.jsonl")}
+    for category in CATEGORIES.values():
+        assert "cause" not in entries[(category.name, "good")].lower()
+        for defect in category.defects:
+            assert entries[(category.name, defect.name)].endswith(f"Likely cause and consequence: {defect.analysis}.")
 
 
 @pytest.mark.parametrize(

@@ -63,6 +63,22 @@ def test_short_training_from_scratch_lowers_the_loss(tmp_path):
     assert np.mean(losses[-8:]) < 0.7 * np.mean(losses[:4])
 
 
+@pytest.mark.slow
+def test_a_fine_tune_keeps_the_tokenizer_of_the_weights_it_starts_from(tmp_path):
+    from transformers import AutoTokenizer
+
+    from reason_iad.training.inspector import save_inspector, train_inspector
+
+    base = train_tokenizer(vocab_size=1500)  # not what the recipe's corpus gives today
+    model, processor = build_model(base, seed=0)
+    save_inspector(model, processor, tmp_path / "base")
+    recipe = DataRecipe(normals_per_category=1, defects_per_category=2, templates_per_category=1)
+    settings = TrainSettings(minutes=10, max_steps=2, warmup_steps=1, batch_size=2)
+    train_inspector(tmp_path / "tuned", settings, recipe, warm_start=tmp_path / "base")
+    tuned = AutoTokenizer.from_pretrained(tmp_path / "tuned" / "model", local_files_only=True)
+    assert tuned.get_vocab() == base.get_vocab() != train_tokenizer().get_vocab()
+
+
 def test_retrieval_like_knowledge_ranks_defects_then_the_normal_entry():
     from reason_iad.synth.render import render_sample
     from reason_iad.training.data import ExampleSampler, ImagePool
@@ -129,7 +145,8 @@ def test_renamed_defects_agree_in_entries_options_and_rationale(category, defect
 def test_paraphrased_description_options_are_the_entries_sentences():
     from reason_iad.synth.questions import AnswerSlots, build_conversation
     from reason_iad.synth.render import render_sample
-    from reason_iad.training.data import ExampleSampler, ImagePool, first_sentence
+    from reason_iad.training.data import ExampleSampler, ImagePool
+    from reason_iad.training.knowledge_variants import first_sentence
 
     knowledge = knowledge_texts()
     sampler = ExampleSampler(ImagePool([], {}, knowledge), None, DataRecipe(rename_rate=0.0, paraphrase_rate=1.0))

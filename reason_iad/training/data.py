@@ -15,11 +15,16 @@ name, or another defect's title), consistently in the entries' title lines, the 
 the rationale, while the entries' visual descriptions stay; only reading the entries maps what the image shows to
 the option text. In a share of the knowledge Defect Description questions (`paraphrase_rate`) the options are
 the entries' own first sentences instead of the catalog's phrases.
+
+Dynamic visual injection is imitated too: in a share of the examples with latent slots (`injection_rate`) a few
+of the query image's merged tokens are copied into the latent suffix right after a latent, as the engine injects
+patches (`Example.injected`; `training.inspector` copies the rows inside the forward). Most injected tokens lie on
+the defect when there is one (`defect_patch_rate`), the rest anywhere, so the model learns that a patch on the
+defect is evidence to be more certain about.
 """
 
 from __future__ import annotations
 
-import re
 import types
 from dataclasses import dataclass, field
 
@@ -34,6 +39,7 @@ from reason_iad.synth.catalog import CATEGORIES, NORMAL
 from reason_iad.synth.questions import AnswerSlots, build_conversation
 from reason_iad.synth.render import SampleFacts, render_sample, sample_rng
 from reason_iad.synth.writer import KNOWLEDGE_FILE
+from reason_iad.training.knowledge_variants import paraphrase_question, rename_defects, rename_question, retitle
 
 IMAGE_PAD = "<|image_pad|>"
 LATENT = "<|latent|>"
@@ -60,6 +66,9 @@ class DataRecipe:
     all_entries_rate: float = 0.1  # knowledge examples with every entry in catalog order (MMAD's `all`)
     rename_rate: float = 0.35  # knowledge examples whose defect types are renamed (entries, options, rationale)
     paraphrase_rate: float = 0.3  # knowledge Defect Description examples whose options are the entries' sentences
+    injection_rate: float = 0.0  # latent examples with query-image tokens injected after latents
+    injected_patches: int = 2  # at most this many per example (at least one)
+    defect_patch_rate: float = 0.7  # on a defective image, each injected token lies on the defect at this rate
     subtask_weights: tuple[tuple[str, float], ...] = ()  # e.g. (("Anomaly Detection", 4.0),); others weigh 1
 
 
@@ -133,91 +142,15 @@ def rationale(facts: SampleFacts, titles: dict[str, str] | None = None) -> str:
     return f"{title} at the {facts.region} of the {category.title.lower()}."
 
 
-_SYLLABLES = ("ka", "lo", "vi", "rem", "tor", "zu", "ne", "pax", "qui", "dor", "sel", "mo", "fen", "gra", "ul", "bi")
-_NOUNS = ("mark", "flaw", "fault", "defect", "spot", "trace", "blemish", "anomaly")
-_TITLE_LINE = re.compile(r"^(\s*)<[^>\n]*>")
-
-
-def _made_up(rng: np.random.Generator) -> str:
-    word = "".join(_SYLLABLES[int(i)] for i in rng.integers(len(_SYLLABLES), size=int(rng.integers(2, 4))))
-    return word.capitalize() + (f" {_NOUNS[int(rng.integers(len(_NOUNS)))]}" if rng.random() < 0.5 else "")
-
-
-def _code_name(rng: np.random.Generator) -> str:
-    stem = ("Type", "Defect", "Class", "Anomaly", "Fault")[int(rng.integers(5))]
-    return f"{stem} {chr(65 + int(rng.integers(26)))}{int(rng.integers(1, 10))}"
-
-
-def rename_defects(category: str, rng: np.random.Generator) -> dict[str, str]:
-    """New titles for every defect type of `category`, for one example: distinct, none equal to its own title.
-
-    One of three schemes per call: made-up words ("Remtor flaw"), code names ("Type K4"), or a permutation of the
-    category's own titles in which no defect keeps its title (the memorised title is then wrong).
-    """
-    defects = CATEGORIES[category].defects
-    real = {d.title.lower() for c in CATEGORIES.values() for d in c.defects}
-    scheme = rng.random()
-    if scheme < 0.3 and len(defects) > 1:
-        shift = 1 + int(rng.integers(len(defects) - 1))  # a cyclic shift of a random order: no fixed point
-        order = [int(i) for i in rng.permutation(len(defects))]
-        return {defects[order[i]].name: defects[order[(i + shift) % len(defects)]].title for i in range(len(order))}
-    make = _code_name if scheme < 0.5 else _made_up
-    names: dict[str, str] = {}
-    while len(names) < len(defects):
-        name = make(rng)
-        if name.lower() not in real and name not in names.values():
-            names[defects[len(names)].name] = name
-    return names
-
-
-def retitle(text: str, title: str) -> str:
-    """An MMAD knowledge text (`<Title>` line, then `Description: ...`) with its title line renamed."""
-    return _TITLE_LINE.sub(lambda m: f"{m.group(1)}<{title}>", text, count=1)
-
-
-def first_sentence(text: str) -> str:
-    """The first sentence of an MMAD knowledge text's description (its most visual one)."""
-    body = text.split("Description:", 1)[-1].strip()
-    return re.split(r"(?<=[.!?])\s+", body, maxsplit=1)[0].strip()
-
-
-def _look_owners() -> dict[str, tuple[str, str]]:
-    """Every Defect Description option phrase of the catalog -> (category, defect) it describes."""
-    return {text: (c.name, d.name) for c in CATEGORIES.values() for d in c.defects for _, text in d.looks}
-
-
-def rename_question(question: MMADQuestion, category: str, titles: dict[str, str], rng) -> MMADQuestion:
-    """A Defect Classification question with the category's titles renamed as in the entries.
-
-    Other categories' titles (distractors) stay unless they collide with a new name; then they become made-up.
-    """
-    if question.type != "Defect Classification":
-        return question
-    own = {d.title: titles[d.name] for d in CATEGORIES[category].defects}
-    taken = set(titles.values())
-    options = {}
-    for letter, text in question.options.items():
-        new = own.get(text, text)
-        while text not in own and new in taken:
-            new = _made_up(rng)
-        taken.add(new)
-        options[letter] = new
-    return question.model_copy(update={"options": options})
-
-
-def paraphrase_question(question: MMADQuestion, knowledge: dict[str, list[tuple[str, str]]]) -> MMADQuestion:
-    """A Defect Description question whose options are the first sentences of the described defects' entries."""
-    if question.type != "Defect Description":
-        return question
-    owners, texts = _look_owners(), {c: dict(pairs) for c, pairs in knowledge.items()}
-    options = {}
-    for letter, text in question.options.items():
-        category, defect = owners.get(text, ("", ""))
-        entry = texts.get(category, {}).get(defect)
-        options[letter] = first_sentence(entry)[:300] if entry else text
-    if len(set(options.values())) != len(options):
-        return question
-    return question.model_copy(update={"options": options})
+def injected_cells(cells: np.ndarray, rng: np.random.Generator, most: int, defect_rate: float) -> list[int]:
+    """Distinct query-image token indices to inject: 1..`most`, each on the defect (`cells` > 0) at `defect_rate`."""
+    defect = [int(i) for i in np.flatnonzero(cells > 0)]
+    chosen: list[int] = []
+    for _ in range(int(rng.integers(1, most + 1))):
+        pool = defect if defect and rng.random() < defect_rate else list(range(len(cells)))
+        pool = [i for i in pool if i not in chosen] or [i for i in range(len(cells)) if i not in chosen]
+        chosen.append(pool[int(rng.integers(len(pool)))])
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -236,6 +169,7 @@ class Example:
     ids: list[int]
     labels: list[int]
     images: list[PoolImage]
+    injected: list[tuple[int, int]] = field(default_factory=list)  # (position in ids, query image token index)
 
 
 class ExampleEncoder:
@@ -280,15 +214,38 @@ class ExampleEncoder:
         prefix, header = self._render(messages)
         encode = self.tokenizer.encode
         ids = encode(prefix, add_special_tokens=False)
+        injected = []
         if plan.latents:
-            ids += [self.latent_id] * self.recipe.num_latent_tokens
+            slots, offsets = self.latent_slots(item, rng)
+            injected = [(len(ids) + offset, cell) for offset, cell in offsets]
+            ids += slots
         ids += encode(header, add_special_tokens=False)
         answer = encode(question.options[question.answer].strip(), add_special_tokens=False)
         if rng.random() < self.recipe.rationale_rate:
             answer += encode("\n" + rationale(item.facts, titles), add_special_tokens=False)
         answer.append(self.end_id)
         images = [template, item] if template else [item]
-        return Example(ids + answer, [IGNORE] * len(ids) + answer, images)
+        return Example(ids + answer, [IGNORE] * len(ids) + answer, images, injected)
+
+    def latent_slots(self, item: PoolImage, rng: np.random.Generator) -> tuple[list[int], list[tuple[int, int]]]:
+        """The latent think-token slots, with injected patches after some latents at the recipe's rate.
+
+        Returns:
+            (token ids: a latent placeholder per latent and per injected patch, (offset in the slots, query image
+            token index) per injected patch, in the engine's layout [z_1, patches of z_1..., z_2, ...]).
+        """
+        r = self.recipe
+        attached: dict[int, list[int]] = {}
+        if rng.random() < r.injection_rate:
+            for cell in injected_cells(item.cells, rng, r.injected_patches, r.defect_patch_rate):
+                attached.setdefault(int(rng.integers(r.num_latent_tokens)), []).append(cell)
+        ids, offsets = [], []
+        for latent in range(r.num_latent_tokens):
+            ids.append(self.latent_id)
+            for cell in attached.get(latent, []):
+                offsets.append((len(ids), cell))
+                ids.append(self.latent_id)  # a placeholder: the forward writes the image token's features here
+        return ids, offsets
 
 
 class ExampleSampler:
@@ -380,6 +337,10 @@ def collate(examples: list[Example], pad_id: int, image_token_id: int) -> dict:
         labels[row, : len(e.labels)] = torch.tensor(e.labels)
         mask[row, : len(e.ids)] = 1
     images = [image for e in examples for image in e.images]
+    inject = []  # (row, position written, position of the query image token copied)
+    for row, e in enumerate(examples):
+        query = torch.nonzero(ids[row] == image_token_id).flatten()[-len(e.images[-1].cells) :]
+        inject += [(row, position, int(query[cell])) for position, cell in e.injected]
     pixels = torch.cat([image.pixels.float() for image in images])
     grid = int(images[0].pixels.shape[0] ** 0.5)
     return {
@@ -390,4 +351,5 @@ def collate(examples: list[Example], pad_id: int, image_token_id: int) -> dict:
         "image_grid_thw": torch.tensor([[1, grid, grid]] * len(images)),
         "mm_token_type_ids": (ids == image_token_id).long(),
         "cells": torch.from_numpy(np.concatenate([image.cells for image in images])),
+        "inject": torch.tensor(inject, dtype=torch.long).reshape(-1, 3),
     }

@@ -63,11 +63,24 @@ class Inspector(torch.nn.Module):
         hidden = model.config.get_text_config().hidden_size
         self.defect_head = torch.nn.Linear(hidden, len(defect_classes()))
         self._features: list[torch.Tensor] = []
+        self._inject: torch.Tensor | None = None  # [n, 3] (row, position written, position copied)
         model.model.visual.register_forward_hook(lambda _m, _i, out: self._features.append(out.pooler_output))
+        model.model.language_model.register_forward_pre_hook(self._copy_patches, with_kwargs=True)
+
+    def _copy_patches(self, _module, args, kwargs):
+        """Write the injected query-image tokens' merged features into their latent-suffix slots."""
+        inject = self._inject
+        if inject is None or not len(inject):
+            return None
+        embeds = kwargs["inputs_embeds"].clone()  # [B, S, D], vision features already merged in
+        rows, written, copied = inject.unbind(1)
+        embeds[rows, written] = embeds[rows, copied]
+        return args, {**kwargs, "inputs_embeds": embeds}
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """(answer-token cross-entropy, auxiliary defect-cell cross-entropy) of one batch."""
         self._features.clear()
+        self._inject = batch.get("inject")
         inputs = {
             k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values", "image_grid_thw", "mm_token_type_ids")
         }
@@ -178,10 +191,11 @@ def train_inspector(
     from reason_iad.training.tokenizer import train_tokenizer
 
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = train_tokenizer()
+    base = Path(warm_start) if warm_start is not None and Path(warm_start).is_dir() else None
+    tokenizer = _folder_tokenizer(base) if base else train_tokenizer()
     model, processor = build_model(tokenizer, settings.seed)
-    if warm_start is not None and Path(warm_start).is_dir():
-        model = _load_folder(model, Path(warm_start), log)
+    if base:
+        model = _load_folder(model, base, log)
     module = Inspector(model).train()
     optimizer = _optimizer(module, settings)
     checkpoint, step, spent = out / "checkpoint.pt", 0, 0.0
@@ -220,13 +234,18 @@ def train_inspector(
     return summary
 
 
-def _load_folder(model, folder: Path, log):
-    """The weights of a saved inspector folder in fp32 (its tokenizer must be this recipe's; the head starts new)."""
+def _folder_tokenizer(folder: Path):
+    """The tokenizer of a saved inspector folder.
+
+    A fine-tune keeps its base model's tokens, even when the corpus (e.g. the seed knowledge) changed since.
+    """
     from transformers import AutoTokenizer
 
-    vocab = AutoTokenizer.from_pretrained(folder, local_files_only=True).get_vocab()
-    if len(vocab) != model.config.get_text_config().vocab_size:
-        raise ValueError(f"{folder}: its tokenizer differs from the training recipe's")
+    return AutoTokenizer.from_pretrained(folder, local_files_only=True)
+
+
+def _load_folder(model, folder: Path, log):
+    """The weights of a saved inspector folder in fp32 (the auxiliary head starts new)."""
     loaded = type(model).from_pretrained(folder, dtype=torch.float32, local_files_only=True)
     log(f"warm start from the weights in {folder}")
     return loaded
