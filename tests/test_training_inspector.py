@@ -135,7 +135,7 @@ def test_renamed_defects_agree_in_entries_options_and_rationale(category, defect
                 assert renamed.options[letter] == titles[match[0]]
         assert len(set(renamed.options.values())) == len(renamed.options)
         assert entry_titles["good"] == "Normal characteristics"
-        assert rationale(facts, titles).startswith(titles[defect] + " at the ")
+        assert rationale(facts, titles).startswith(f"Found: {titles[defect]} at the ")
         kept += sum(titles[d] == t for d, t in own.items())
         body = [text.split("Description:", 1)[1] for text in texts]
         assert body == [text.split("Description:", 1)[1] for _, text in pairs]  # descriptions untouched
@@ -169,3 +169,46 @@ def test_examples_without_knowledge_are_never_renamed():
     rng = np.random.default_rng(0)
     for question in build_conversation(facts, rng, AnswerSlots(0)):
         assert sampler.vary(question, facts, [], rng) == (question, [], None)
+
+
+def test_a_rationale_follows_the_answer_given_and_never_opens_with_it():
+    from reason_iad.synth.render import render_sample
+    from reason_iad.training.data import rationale
+
+    facts = render_sample("carpet", "cut", 3, 96).facts
+    assert rationale(facts) == f"Found: Cut at the {facts.region} of the carpet."
+    assert rationale(facts, answered=("Defect Classification", "Hole")).startswith("Found: Hole at the ")
+    assert rationale(facts, answered=("Defect Localization", "Top left")) == "Found: Cut at the top left of the carpet."
+    assert "looks normal" in rationale(facts, answered=("Anomaly Detection", "No."))
+    assert "looks normal" not in rationale(facts, answered=("Anomaly Detection", "Yes."))
+
+
+@pytest.mark.parametrize("defect", ["cut", None])
+def test_answered_rationales_supervise_only_the_sentence_that_follows_a_random_answer(defect):
+    from reason_iad.synth.questions import AnswerSlots, build_conversation
+    from reason_iad.synth.render import render_sample
+
+    tokenizer = train_tokenizer()
+    _, processor = build_model(tokenizer, seed=0)
+    recipe = DataRecipe(rationale_rate=1.0, answered_rationale_rate=1.0)
+    encoder = ExampleEncoder(processor, recipe, IMAGE_TOKENS)
+    facts = render_sample("carpet", defect, 3, 96).facts
+    wrong = 0
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        for question in build_conversation(facts, rng, AnswerSlots(seed)):
+            ids, labels = encoder.answer_tokens(question, facts, None, rng)
+            text = tokenizer.decode(ids)
+            given, sentence = text.removesuffix("<|im_end|>").split("\n", 1)
+            supervised = tokenizer.decode([t for t in labels if t != IGNORE])
+            if question.type == "Defect Classification":
+                assert sentence.startswith(f"Found: {given} at the ")  # names the type it answered
+            if question.type == "Anomaly Detection":
+                assert ("looks normal" in sentence) == (given == "No.")
+            if given != question.options[question.answer]:
+                wrong += 1
+                assert question.type != "Anomaly Detection" or defect  # a normal image's AD is never answered
+                assert not supervised.startswith(given) and supervised.startswith("\n")  # the answer is not taught
+            if question.type.startswith("Object") or (question.type == "Anomaly Detection" and not defect):
+                assert given == question.options[question.answer] and supervised.startswith(given)  # taught
+    assert wrong > 10 if defect else wrong == 0

@@ -45,6 +45,8 @@ IMAGE_PAD = "<|image_pad|>"
 LATENT = "<|latent|>"
 END = "<|im_end|>"
 IGNORE = -100
+ANOMALY = "Anomaly Detection"
+ANSWERED_SUBTASKS = (ANOMALY, "Defect Classification", "Defect Localization")  # a sentence can follow
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class DataRecipe:
     injection_rate: float = 0.0  # latent examples with query-image tokens injected after latents
     injected_patches: int = 2  # at most this many per example (at least one)
     defect_patch_rate: float = 0.7  # on a defective image, each injected token lies on the defect at this rate
+    answered_rationale_rate: float = 0.0  # rationale examples explaining a random (unsupervised) answer
     subtask_weights: tuple[tuple[str, float], ...] = ()  # e.g. (("Anomaly Detection", 4.0),); others weigh 1
 
 
@@ -133,13 +136,21 @@ def knowledge_texts() -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def rationale(facts: SampleFacts, titles: dict[str, str] | None = None) -> str:
-    """A short explanation from the ground truth: the defect type (renamed by `titles`) and where it is."""
+def rationale(facts: SampleFacts, titles: dict[str, str] | None = None, answered: tuple[str, str] = ("", "")) -> str:
+    """A short explanation from the ground truth: the defect type (renamed by `titles`) and where it is.
+
+    It never opens with the answer's option text ("Found: <type> at the <region> of the <object>.").
+    `answered` = (subtask, option text) of an answer already given: the sentence follows it (a "No." to Anomaly
+    Detection reads normal, a Defect Classification answer is the type named, a Localization answer the place).
+    """
     category = CATEGORIES[facts.category]
-    if facts.defect is None:
+    subtask, text = answered
+    if facts.defect is None or (subtask == "Anomaly Detection" and text.startswith("No")):
         return f"The {category.title.lower()} looks normal, no defect is visible."
     title = (titles or {}).get(facts.defect, category.defect(facts.defect).title)
-    return f"{title} at the {facts.region} of the {category.title.lower()}."
+    title = text if subtask == "Defect Classification" else title
+    region = text.lower().rstrip(".") if subtask == "Defect Localization" else facts.region
+    return f"Found: {title} at the {region} of the {category.title.lower()}."
 
 
 def injected_cells(cells: np.ndarray, rng: np.random.Generator, most: int, defect_rate: float) -> list[int]:
@@ -220,12 +231,32 @@ class ExampleEncoder:
             injected = [(len(ids) + offset, cell) for offset, cell in offsets]
             ids += slots
         ids += encode(header, add_special_tokens=False)
-        answer = encode(question.options[question.answer].strip(), add_special_tokens=False)
-        if rng.random() < self.recipe.rationale_rate:
-            answer += encode("\n" + rationale(item.facts, titles), add_special_tokens=False)
-        answer.append(self.end_id)
+        answer, labels = self.answer_tokens(question, item.facts, titles, rng)
         images = [template, item] if template else [item]
-        return Example(ids + answer, [IGNORE] * len(ids) + answer, images, injected)
+        return Example(ids + answer, [IGNORE] * len(ids) + labels, images, injected)
+
+    def answer_tokens(
+        self, question: MMADQuestion, facts: SampleFacts, titles, rng: np.random.Generator
+    ) -> tuple[list[int], list[int]]:
+        """(token ids, labels) of the answer phrase, the rationale in a share of examples, and the end token.
+
+        In `answered_rationale_rate` of the rationale examples of the subtasks a sentence can follow, the answer is
+        a random option, not supervised (its labels are ignored), and only the rationale that follows it is: the
+        model learns that its explanation agrees with the answer it gave, right or wrong.
+        """
+        r, encode = self.recipe, self.tokenizer.encode
+        letter, supervised = question.answer, True
+        explain = rng.random() < r.rationale_rate
+        eligible = question.type in ANSWERED_SUBTASKS and not (facts.defect is None and question.type == ANOMALY)
+        if explain and eligible and rng.random() < r.answered_rationale_rate:
+            letter, supervised = sorted(question.options)[int(rng.integers(len(question.options)))], False
+        text = question.options[letter].strip()
+        answer = encode(text, add_special_tokens=False)
+        labels = list(answer) if supervised else [IGNORE] * len(answer)
+        if explain:
+            sentence = encode("\n" + rationale(facts, titles, (question.type, text)), add_special_tokens=False)
+            answer, labels = answer + sentence, labels + sentence
+        return answer + [self.end_id], labels + [self.end_id]
 
     def latent_slots(self, item: PoolImage, rng: np.random.Generator) -> tuple[list[int], list[tuple[int, int]]]:
         """The latent think-token slots, with injected patches after some latents at the recipe's rate.
