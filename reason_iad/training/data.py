@@ -145,7 +145,7 @@ def rationale(facts: SampleFacts, titles: dict[str, str] | None = None, answered
     """
     category = CATEGORIES[facts.category]
     subtask, text = answered
-    if facts.defect is None or (subtask == "Anomaly Detection" and text.startswith("No")):
+    if facts.defect is None or (subtask == ANOMALY and text.startswith("No")):
         return f"The {category.title.lower()} looks normal, no defect is visible."
     title = (titles or {}).get(facts.defect, category.defect(facts.defect).title)
     title = text if subtask == "Defect Classification" else title

@@ -201,7 +201,7 @@ def train_inspector(
     checkpoint, step, spent = out / "checkpoint.pt", 0, 0.0
     if resume and checkpoint.exists():
         step, spent = _restore(checkpoint, module, optimizer, log)
-    elif warm_start is not None and not Path(warm_start).is_dir():
+    elif warm_start is not None and base is None:  # another run's checkpoint
         module.load_state_dict(torch.load(warm_start, weights_only=False)["module"])
     pool, memory_counts = prepare_pool(recipe, processor, log, evidence_cache)
     sampler = ExampleSampler(pool, ExampleEncoder(processor, recipe, IMAGE_TOKENS), recipe)
