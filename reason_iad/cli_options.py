@@ -46,6 +46,11 @@ REASONING_OPTIONS: dict[str, tuple[str, str]] = {  # flag -> (ReasoningConfig fi
     "seed": ("seed", "seed of the latent reasoning's noise"),
     "evidence": ("evidence", "show the visual memory's evidence to the model"),
     "prior": ("injection_prior", "what chooses the injected patches: attention, the anomaly map, or a mix"),
+    "prior_gate": (
+        "prior_gate",
+        "with --prior anomaly or mix, try patches only where the anomaly map reaches this share of its peak "
+        "(0: anywhere)",
+    ),
     "max_new_tokens": ("max_new_tokens", "length of the generated reply"),
     "rationale": (
         "rationale",

@@ -68,6 +68,7 @@ class ReasoningConfig:
     injection_prior: InjectionPrior = "attention"  # anomaly/mix need the visual memory
     evidence: EvidenceMode = "none"  # the visual memory shown to the model
     prior_weight: float = 0.5  # weight of the anomaly map in "mix"
+    prior_gate: float = 0.5  # anomaly/mix propose only tokens whose prior reaches this share of its peak (0: all)
     readout: Readout = "letter"
     rationale: RationaleStyle = "followup"  # how it is decoded (rationale.py)
     rationale_prompt: str = "In one sentence, what in the image supports this answer?"
@@ -87,6 +88,7 @@ class ReasoningConfig:
             (1 <= self.reward_top_k <= 1000, "reward_top_k must be between 1 and 1000"),
             (0 <= self.patches_per_step <= 64 and 0 <= self.patch_budget <= 256, "patch counts out of range"),
             (0 <= self.prior_weight <= 1, "prior_weight must be between 0 and 1"),
+            (0 <= self.prior_gate <= 1, "prior_gate must be between 0 and 1"),
             (0 < len(self.rationale_prompt.strip()) <= 500, "rationale_prompt must hold 1 to 500 characters"),
             (1 <= self.max_new_tokens <= 2048, "max_new_tokens must be between 1 and 2048"),
             (0 <= self.min_new_tokens <= self.max_new_tokens, "min_new_tokens must be between 0 and max_new_tokens"),

@@ -14,6 +14,7 @@ from PIL import Image
 
 from fake_backend import FakeBackend
 from reason_iad.config import ReasoningConfig
+from reason_iad.reasoning import patches as patch_ops
 from reason_iad.reasoning import suffix as rows
 from reason_iad.reasoning.engine import NO_EVIDENCE_PRIOR, InspectionRequest, Reasoner
 from reason_iad.reasoning.prompt import Question
@@ -148,6 +149,30 @@ def test_the_anomaly_prior_falling_back_to_attention_is_recorded():
     assert {s.prior for s in without.steps} == {NO_EVIDENCE_PRIOR}
     with_prior = _run(FakeBackend(gains=HELPFUL), config, _request(prior=lambda boxes: torch.ones(len(boxes))))
     assert {s.prior for s in with_prior.steps} == {"mix"}
+
+
+def test_the_anomaly_prior_proposes_only_the_tokens_it_flags():
+    """Rule: under the anomaly or mix prior, tokens under `prior_gate` of the prior's peak are never tried."""
+    gains = tuple(1.0 + i for i in range(16))  # every patch helps: the gate alone keeps patches off tokens 0..15
+    flagged = torch.full((16,), 0.1)
+    flagged[[2, 3]] = torch.tensor([1.0, 0.8])
+    for mode in ("anomaly", "mix"):
+        config = dataclasses.replace(ANSWER_ONLY, inject_patches=True, num_steps=6, injection_prior=mode)
+        request = _request(prior=lambda boxes: flagged[: len(boxes)])
+        gated = _run(FakeBackend(gains=gains, attention_scores={1: gains}), config, request)
+        tried = {p.token_index for s in gated.steps for p in s.new_patches}
+        assert tried == {2, 3}, mode
+        open_gate = _run(
+            FakeBackend(gains=gains, attention_scores={1: gains}), dataclasses.replace(config, prior_gate=0.0), request
+        )
+        assert {p.token_index for p in open_gate.injected} - {2, 3}, mode
+
+
+def test_the_prior_gate_flags_tokens_near_the_peak_only():
+    prior = torch.tensor([0.1, 0.6, 1.0, 0.4, 0.5])
+    assert patch_ops.below_prior_gate(prior, 0.5) == {0, 3}
+    assert patch_ops.below_prior_gate(prior, 0.0) == set()
+    assert patch_ops.below_prior_gate(torch.zeros(4), 0.5) == set()  # no peak: nothing to gate by
 
 
 def test_seeded_runs_repeat_exactly():

@@ -49,7 +49,7 @@ def register(subparsers) -> None:
     add_model_options(parser)
     add_reasoning_options(
         parser,
-        (*SHARED_REASONING_FLAGS, "evidence", "prior", "max_new_tokens", "rationale"),
+        (*SHARED_REASONING_FLAGS, "evidence", "prior", "prior_gate", "max_new_tokens", "rationale"),
         notes={
             "evidence": "(its bank per category: the dataset's normal templates; none when the file lists no "
             "template images)",

@@ -94,6 +94,7 @@ class Session:
             raise UserError("the model did not receive the query image")
         self.query = self.prefix.images[self.query_index]
         self.prior, self.prior_used = self._anomaly_prior()
+        self.unflagged = set() if self.prior is None else patch_ops.below_prior_gate(self.prior, config.prior_gate)
         self.header = backend.embed_tokens(self.prefix.assistant_header_ids)  # [H, D]
         self.letters = request.question.letters
         self._prepare_readout()
@@ -287,7 +288,7 @@ class Session:
             scores = patch_ops.mix_prior(
                 scores, self.prior, 1.0 if self.config.injection_prior == "anomaly" else self.config.prior_weight
             )
-        used = {p.token_index for p in self.state.kept}
+        used = {p.token_index for p in self.state.kept} | self.unflagged
         self.state.proposals = patch_ops.propose_patches(scores, self.config.patches_per_step, used)
 
     def _record(

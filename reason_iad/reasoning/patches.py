@@ -40,6 +40,18 @@ def mix_prior(scores: torch.Tensor, prior: torch.Tensor, weight: float) -> torch
     return (1.0 - weight) * rows + weight * anomaly.expand_as(rows)
 
 
+def below_prior_gate(prior: torch.Tensor, share: float) -> set[int]:
+    """Image tokens [n] the anomaly prior does not flag: under `share` of its peak (none when share is 0).
+
+    Proposals under the anomaly or mix prior skip them, so patches are tried where the visual memory sees the
+    anomaly; a flat prior (a normal image: no peak to speak of) flags every token.
+    """
+    peak = float(prior.max()) if prior.numel() else 0.0
+    if share <= 0 or peak <= 0:
+        return set()
+    return set(torch.nonzero(prior.float() < share * peak).flatten().tolist())
+
+
 def attention_grid(attention: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """Mean attention of some rows over an image's tokens, laid on its token grid: [R, n] -> [rows, cols]."""
     rows, cols = grid
