@@ -168,6 +168,13 @@ def test_the_anomaly_prior_proposes_only_the_tokens_it_flags():
         assert {p.token_index for p in open_gate.injected} - {2, 3}, mode
 
 
+def test_the_trials_of_one_step_try_different_tokens():
+    """Rule: a token proposed for one latent is not proposed for a later one, nor one already kept."""
+    scores = torch.tensor([[3.0, 2.0, 1.0, 0.0], [3.0, 2.0, 1.0, 0.0], [0.0, 0.0, 0.0, 9.0]])
+    assert patch_ops.propose_patches(scores, 1) == [[0], [1], [3]]
+    assert patch_ops.propose_patches(scores, 2, exclude={1}) == [[0, 2], [3], []]
+
+
 def test_the_prior_gate_flags_tokens_near_the_peak_only():
     prior = torch.tensor([0.1, 0.6, 1.0, 0.4, 0.5])
     assert patch_ops.below_prior_gate(prior, 0.5) == {0, 3}
