@@ -55,12 +55,13 @@ def test_the_reward_rises_over_8_steps_and_falls_when_the_update_is_reversed(
 ):
     config = dataclasses.replace(CLIMB, optimizer=optimizer)
     up = [s.reward for s in Reasoner(inspector, config).run(request_).steps]
-    assert up[-1] > up[0] + 0.01, up
-    assert sum(b > a for a, b in zip(up, up[1:], strict=False)) >= 6, up
+    assert sum(b > a for a, b in zip(up, up[1:], strict=False)) >= 6, up  # rises at (nearly) every step
+    assert up[-1] > up[0] + 0.002, up
     _reversed(monkeypatch, optimizer)
     down = [s.reward for s in Reasoner(inspector, config).run(request_).steps]
     assert down[0] == pytest.approx(up[0], abs=1e-6)  # same start: only the direction differs
-    assert down[-1] < down[0] - 0.01, down
+    assert sum(b < a for a, b in zip(down, down[1:], strict=False)) >= 5, down  # and falls when reversed
+    assert down[-1] < down[0] - 0.002, down
 
 
 def test_the_es_learning_rate_changes_the_trace_and_rarely_clips(inspector, request_):
