@@ -90,3 +90,31 @@ def test_the_forward_writes_the_query_tokens_features_into_the_slots(parts):
         assert not torch.equal(embeds[example.injected[0][0]], latent_row)  # written, not the placeholder
         module(batch | {"inject": torch.zeros(0, 3, dtype=torch.long)})
         assert torch.equal(seen[-1][0][example.injected[0][0]], latent_row)  # no injection: placeholder stays
+
+
+def test_latent_noise_moves_only_the_latent_rows_and_only_in_training(parts):
+    tokenizer, model, processor = parts
+    example, encoder = _example(processor, injection_rate=1.0)
+    batch = collate([example], tokenizer.pad_token_id, model.config.image_token_id)
+    seen = []
+    handle = model.model.language_model.register_forward_hook(
+        lambda _m, _a, kwargs, _out: seen.append(kwargs["inputs_embeds"].detach()[0]), with_kwargs=True
+    )
+    ids = batch["input_ids"][0]
+    latent = ids == encoder.latent_id
+    patches = torch.zeros_like(latent)
+    patches[[position for position, _ in example.injected]] = True
+    try:
+        with torch.no_grad():
+            module = Inspector(model, encoder.latent_id, latent_noise=0.3)  # one module: hooks add up per module
+            module.eval()(batch)
+            module.train()(batch)
+            module.eval()(batch)
+    finally:
+        handle.remove()
+    clean, noisy, evaluated = seen[-3:]  # eval, train, eval again
+    moved = (noisy - clean).abs().amax(dim=-1) > 0  # [S]
+    assert torch.equal(moved, latent & ~patches)  # every latent row moves, nothing else (patches: exact copies)
+    rms = model.get_input_embeddings().weight.float().pow(2).mean().sqrt()
+    assert (noisy - clean)[moved].float().pow(2).mean().sqrt() < 0.3 * rms
+    assert torch.equal(evaluated, clean)  # no noise outside training

@@ -142,6 +142,36 @@ def test_renamed_defects_agree_in_entries_options_and_rationale(category, defect
     assert kept == 0  # no defect keeps its own title under renaming
 
 
+@pytest.mark.parametrize("share", [0.0, 0.6, 1.0])
+def test_the_permute_share_sets_how_often_renaming_exchanges_the_categorys_own_titles(share):
+    from reason_iad.synth.catalog import CATEGORIES
+    from reason_iad.training.knowledge_variants import rename_defects
+
+    own = {d.title for d in CATEGORIES["carpet"].defects}
+    real = {d.title for c in CATEGORIES.values() for d in c.defects}
+    rng = np.random.default_rng(0)
+    draws = [rename_defects("carpet", rng, share) for _ in range(400)]
+    permuted = [set(titles.values()) == own for titles in draws]
+    assert abs(np.mean(permuted) - share) < 0.07
+    others = [titles for titles, p in zip(draws, permuted, strict=True) if not p]
+    assert all(not set(titles.values()) & real for titles in others)  # made-up or code names only
+
+
+def test_single_entry_lists_hold_the_true_entry_and_the_normal_one():
+    from reason_iad.synth.render import render_sample
+    from reason_iad.training.data import ExampleSampler, ImagePool
+
+    pool = ImagePool([], {}, knowledge_texts())
+    pairs = dict(knowledge_texts()["carpet"])
+    defective, normal = render_sample("carpet", "cut", 3, 96).facts, render_sample("carpet", None, 3, 96).facts
+    always = ExampleSampler(pool, None, DataRecipe(single_entry_rate=1.0, all_entries_rate=0.0))
+    never = ExampleSampler(pool, None, DataRecipe(single_entry_rate=0.0, all_entries_rate=0.0))
+    for seed in range(20):
+        assert always.knowledge_for(defective, np.random.default_rng(seed)) == [pairs["cut"], pairs["good"]]
+        assert len(always.knowledge_for(normal, np.random.default_rng(seed))) == 4  # no own entry: retrieval-like
+        assert len(never.knowledge_for(defective, np.random.default_rng(seed))) == 4
+
+
 def test_paraphrased_description_options_are_the_entries_sentences():
     from reason_iad.synth.questions import AnswerSlots, build_conversation
     from reason_iad.synth.render import render_sample

@@ -67,6 +67,9 @@ class DataRecipe:
     retrieval_top1_rate: float = 0.72  # retrieval-like knowledge: the true defect entry ranked first (else 2nd/3rd)
     all_entries_rate: float = 0.1  # knowledge examples with every entry in catalog order (MMAD's `all`)
     rename_rate: float = 0.35  # knowledge examples whose defect types are renamed (entries, options, rationale)
+    permute_share: float = 0.3  # renamings that exchange the category's own titles (the rest: made-up or code names)
+    single_entry_rate: float = 0.0  # retrieval-like lists on defective images holding only the true entry and normal
+    latent_noise: float = 0.0  # latent rows get Gaussian noise of std up to this times the embedding RMS
     paraphrase_rate: float = 0.3  # knowledge Defect Description examples whose options are the entries' sentences
     injection_rate: float = 0.0  # latent examples with query-image tokens injected after latents
     injected_patches: int = 2  # at most this many per example (at least one)
@@ -299,12 +302,16 @@ class ExampleSampler:
         """`knowledge_for` as (defect, text) pairs.
 
         Retrieval-like lists rank the true defect first at `retrieval_top1_rate`, else second or third (the tiny
-        retriever's top-3 within a category is nearly always right, its top-1 about 72 %).
+        retriever's top-3 within a category is nearly always right, its top-1 about 72 %). At `single_entry_rate`
+        a defective image's list holds only its own entry and the normal one (the plainest case of reading).
         """
         pairs = self.pool.knowledge.get(facts.category, [])
         if rng.random() < self.recipe.all_entries_rate or len(pairs) < 2:
             return list(pairs)
         normal, defects = pairs[0], list(pairs[1:])
+        own = [pair for pair in defects if pair[0] == facts.defect]
+        if own and self.recipe.single_entry_rate and rng.random() < self.recipe.single_entry_rate:
+            return [own[0], normal]
         order = [defects[i] for i in rng.permutation(len(defects))]
         true = [i for i, (defect, _) in enumerate(order) if defect == facts.defect]
         if true:
@@ -323,7 +330,7 @@ class ExampleSampler:
         """
         titles = None
         if pairs and rng.random() < self.recipe.rename_rate:
-            titles = rename_defects(facts.category, rng)
+            titles = rename_defects(facts.category, rng, self.recipe.permute_share)
             pairs = [(d, retitle(text, titles[d]) if d in titles else text) for d, text in pairs]
             question = rename_question(question, facts.category, titles, rng)
         if pairs and question.type == "Defect Description" and rng.random() < self.recipe.paraphrase_rate:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from reason_iad.backends.tiny import TinySize, _qwen
-from reason_iad.training.data import IGNORE, DataRecipe, ExampleEncoder, ExampleSampler, collate, defect_classes
+from reason_iad.training.data import IGNORE, LATENT, DataRecipe, ExampleEncoder, ExampleSampler, collate, defect_classes
 from reason_iad.training.data import render_pool as render_training_pool
 from reason_iad.training.evidence import pool_evidence
 
@@ -56,10 +56,16 @@ def learning_rate(settings: TrainSettings, step: int, elapsed_s: float) -> float
 class Inspector(torch.nn.Module):
     """The VLM plus the auxiliary defect head on its merged image tokens (training only)."""
 
-    def __init__(self, model) -> None:
-        """Wrap `model` and hook its vision tower to keep the merged image features of each forward."""
+    def __init__(self, model, latent_id: int | None = None, latent_noise: float = 0.0) -> None:
+        """Wrap `model` and hook its vision tower to keep the merged image features of each forward.
+
+        `latent_noise` > 0 (with the latent token's id): in training, every example's latent rows get Gaussian
+        noise of std drawn in [0, latent_noise] times the token-embedding RMS, as the engine's updates and
+        search noise move them at inference, so that moved latents stay inputs the model knows.
+        """
         super().__init__()
-        self.model = model
+        self.model, self.latent_id, self.latent_noise = model, latent_id, latent_noise
+        self._latent_rows: torch.Tensor | None = None  # [B, S] bool
         hidden = model.config.get_text_config().hidden_size
         self.defect_head = torch.nn.Linear(hidden, len(defect_classes()))
         self._features: list[torch.Tensor] = []
@@ -68,19 +74,32 @@ class Inspector(torch.nn.Module):
         model.model.language_model.register_forward_pre_hook(self._copy_patches, with_kwargs=True)
 
     def _copy_patches(self, _module, args, kwargs):
-        """Write the injected query-image tokens' merged features into their latent-suffix slots."""
-        inject = self._inject
-        if inject is None or not len(inject):
+        """Perturb the latent rows (see `__init__`), then copy the injected query-image tokens into their slots.
+
+        The injected tokens' merged features are written into their latent-suffix slots after the noise, so a
+        patch row is the image token's exact feature.
+        """
+        inject, latent = self._inject, self._latent_rows
+        has_inject = inject is not None and len(inject) > 0
+        if not has_inject and latent is None:
             return None
         embeds = kwargs["inputs_embeds"].clone()  # [B, S, D], vision features already merged in
-        rows, written, copied = inject.unbind(1)
-        embeds[rows, written] = embeds[rows, copied]
+        if latent is not None:
+            rms = self.model.get_input_embeddings().weight.detach().float().pow(2).mean().sqrt()
+            scale = torch.rand(embeds.shape[0], 1, 1) * self.latent_noise * rms  # [B, 1, 1]
+            noise = torch.randn(embeds.shape) * scale * latent.unsqueeze(-1)
+            embeds = embeds + noise.to(embeds.dtype)
+        if has_inject:
+            rows, written, copied = inject.unbind(1)
+            embeds[rows, written] = embeds[rows, copied]
         return args, {**kwargs, "inputs_embeds": embeds}
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """(answer-token cross-entropy, auxiliary defect-cell cross-entropy) of one batch."""
         self._features.clear()
         self._inject = batch.get("inject")
+        noisy = self.training and self.latent_noise > 0 and self.latent_id is not None
+        self._latent_rows = batch["input_ids"] == self.latent_id if noisy else None
         inputs = {
             k: batch[k] for k in ("input_ids", "attention_mask", "pixel_values", "image_grid_thw", "mm_token_type_ids")
         }
@@ -196,7 +215,8 @@ def train_inspector(
     model, processor = build_model(tokenizer, settings.seed)
     if base:
         model = _load_folder(model, base, log)
-    module = Inspector(model).train()
+    latent_id = tokenizer.convert_tokens_to_ids(LATENT)
+    module = Inspector(model, latent_id, recipe.latent_noise).train()
     optimizer = _optimizer(module, settings)
     checkpoint, step, spent = out / "checkpoint.pt", 0, 0.0
     if resume and checkpoint.exists():
