@@ -77,6 +77,10 @@ def test_a_fine_tune_keeps_the_tokenizer_of_the_weights_it_starts_from(tmp_path)
     train_inspector(tmp_path / "tuned", settings, recipe, warm_start=tmp_path / "base")
     tuned = AutoTokenizer.from_pretrained(tmp_path / "tuned" / "model", local_files_only=True)
     assert tuned.get_vocab() == base.get_vocab() != train_tokenizer().get_vocab()
+    checkpoint = tmp_path / "tuned" / "checkpoint.pt"  # a third phase from the second's checkpoint, not a folder
+    train_inspector(tmp_path / "third", settings, recipe, warm_start=checkpoint)
+    third = AutoTokenizer.from_pretrained(tmp_path / "third" / "model", local_files_only=True)
+    assert third.get_vocab() == base.get_vocab()
 
 
 def test_retrieval_like_knowledge_ranks_defects_then_the_normal_entry():

@@ -211,7 +211,8 @@ def train_inspector(
 
     out.mkdir(parents=True, exist_ok=True)
     base = Path(warm_start) if warm_start is not None and Path(warm_start).is_dir() else None
-    tokenizer = _folder_tokenizer(base) if base else train_tokenizer()
+    tokenizer = _run_tokenizer(out, base, warm_start, resume) or train_tokenizer()
+    tokenizer.save_pretrained(out / "tokenizer")  # a later resume or warm start from the checkpoint reads it
     model, processor = build_model(tokenizer, settings.seed)
     if base:
         model = _load_folder(model, base, log)
@@ -252,6 +253,20 @@ def train_inspector(
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return summary
+
+
+def _run_tokenizer(out: Path, base: Path | None, warm_start: Path | None, resume: bool):
+    """The tokenizer the starting weights were trained with (None: a run from scratch trains one).
+
+    A model folder carries its own; a checkpoint's run folder keeps its run's (`<run>/tokenizer`), as does `out`
+    when resuming it.
+    """
+    if base is not None:
+        return _folder_tokenizer(base)
+    checkpoint = Path(warm_start) if warm_start is not None else out / "checkpoint.pt" if resume else None
+    if checkpoint is not None and (checkpoint.parent / "tokenizer").is_dir():
+        return _folder_tokenizer(checkpoint.parent / "tokenizer")
+    return None
 
 
 def _folder_tokenizer(folder: Path):
