@@ -25,6 +25,13 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--what", choices=["inspector", "clip", "both"], default="both")
     parser.add_argument("--minutes", type=float, default=25.0, help="training time budget per model")
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=0,
+        help="stop the inspector after this many steps, before its time budget is spent (0: run the budget; the "
+        "learning-rate schedule still spans --minutes)",
+    )
     parser.add_argument("--clip-minutes", type=float, default=9.0, help="time budget of the retriever")
     parser.add_argument("--out", default="runs/tiny", help="output folder")
     parser.add_argument("--resume", action="store_true", help="continue the inspector from OUT's checkpoint")
@@ -65,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.minutes <= 0 or args.clip_minutes <= 0:
         raise UserError("--minutes and --clip-minutes must be positive")
+    if args.max_steps < 0:
+        raise UserError("--max-steps must be 0 (no limit) or positive")
     torch.set_num_threads(max(1, args.threads))
     out = Path(args.out)
     if args.what in ("inspector", "both"):
@@ -73,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             learning_rate=args.learning_rate,
             warmup_steps=20 if args.warm_start else 100,
+            max_steps=args.max_steps,
         )
         recipe = DataRecipe(subtask_weights=_weights(args.subtask_weight), **_recipe(args.recipe))
         warm = Path(args.warm_start) if args.warm_start else None
