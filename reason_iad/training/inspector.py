@@ -86,8 +86,8 @@ class Inspector(torch.nn.Module):
         embeds = kwargs["inputs_embeds"].clone()  # [B, S, D], vision features already merged in
         if latent is not None:
             rms = self.model.get_input_embeddings().weight.detach().float().pow(2).mean().sqrt()
-            scale = torch.rand(embeds.shape[0], 1, 1) * self.latent_noise * rms  # [B, 1, 1]
-            noise = torch.randn(embeds.shape) * scale * latent.unsqueeze(-1)
+            scale = torch.rand(embeds.shape[0], 1, 1, device=embeds.device) * self.latent_noise * rms  # [B, 1, 1]
+            noise = torch.randn(embeds.shape, device=embeds.device) * scale * latent.to(embeds.device).unsqueeze(-1)
             embeds = embeds + noise.to(embeds.dtype)
         if has_inject:
             rows, written, copied = inject.unbind(1)

@@ -16,6 +16,7 @@ from reason_iad.synth.catalog import CATEGORIES
 
 _SYLLABLES = ("ka", "lo", "vi", "rem", "tor", "zu", "ne", "pax", "qui", "dor", "sel", "mo", "fen", "gra", "ul", "bi")
 _NOUNS = ("mark", "flaw", "fault", "defect", "spot", "trace", "blemish", "anomaly")
+CODE_NAME_SHARE = 2 / 7  # of the renamings that do not permute: code names, the rest made-up words
 _TITLE_LINE = re.compile(r"^(\s*)<[^>\n]*>")
 
 
@@ -29,12 +30,12 @@ def _code_name(rng: np.random.Generator) -> str:
     return f"{stem} {chr(65 + int(rng.integers(26)))}{int(rng.integers(1, 10))}"
 
 
-def rename_defects(category: str, rng: np.random.Generator, permute_share: float = 0.3) -> dict[str, str]:
+def rename_defects(category: str, rng: np.random.Generator, permute_share: float) -> dict[str, str]:
     """New titles for every defect type of `category`, for one example: distinct, none equal to its own title.
 
     One of three schemes per call: a permutation of the category's own titles in which no defect keeps its title
     (the memorised title is then wrong), at `permute_share`; otherwise code names ("Type K4") or made-up words
-    ("Remtor flaw"), in a 2 : 5 ratio.
+    ("Remtor flaw"), in a 2 : 5 ratio (`CODE_NAME_SHARE`). `DataRecipe.permute_share` holds the default.
     """
     defects = CATEGORIES[category].defects
     real = {d.title.lower() for c in CATEGORIES.values() for d in c.defects}
@@ -43,7 +44,7 @@ def rename_defects(category: str, rng: np.random.Generator, permute_share: float
         shift = 1 + int(rng.integers(len(defects) - 1))  # a cyclic shift of a random order: no fixed point
         order = [int(i) for i in rng.permutation(len(defects))]
         return {defects[order[i]].name: defects[order[(i + shift) % len(defects)]].title for i in range(len(order))}
-    make = _code_name if scheme < permute_share + (1 - permute_share) * 2 / 7 else _made_up
+    make = _code_name if scheme < permute_share + (1 - permute_share) * CODE_NAME_SHARE else _made_up
     names: dict[str, str] = {}
     while len(names) < len(defects):
         name = make(rng)
